@@ -1,0 +1,165 @@
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { z } from "zod";
+import { ConfigError, messageOf } from "../errors.ts";
+import { findBoundaryViolations } from "../safety/boundary.ts";
+import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema } from "./schema.ts";
+
+/** A job together with the file that declared it. */
+export type LoadedJob = Job & { file: string };
+/** A drill together with the file that declared it. */
+export type LoadedDrill = Drill & { file: string };
+
+/** Everything lifeboat knows from the user's files, validated. */
+export interface LoadedConfig {
+  /** Absolute path of backup.config.ts. */
+  file: string;
+  config: Config;
+  jobs: Map<string, LoadedJob>;
+  drills: Map<string, LoadedDrill>;
+}
+
+/** The config file to use: the flag, else $LIFEBOAT_CONFIG, else ./backup.config.ts. */
+export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env.LIFEBOAT_CONFIG ?? "backup.config.ts");
+}
+
+/** Formats zod issues as "file: field.path: message" lines, so every problem names the file and the field. */
+export function formatIssues(file: string, error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const field = i.path.length ? i.path.map(String).join(".") : "(top level)";
+      return `${file}: ${field}: ${i.message}`;
+    })
+    .join("\n");
+}
+
+async function importDefault(file: string): Promise<unknown> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot load: ${messageOf(err)}`, {
+      cause: err,
+      hint: "fix the TypeScript error above; the file must `export default defineConfig/defineJob/defineDrill({...})`",
+    });
+  }
+  if (mod.default === undefined) {
+    throw new ConfigError(`${file}: has no default export`, {
+      hint: "end the file with `export default defineJob({...})` (or defineConfig/defineDrill)",
+    });
+  }
+  return mod.default;
+}
+
+function parseWith<S extends z.ZodType>(schema: S, value: unknown, file: string, shown: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    throw new ConfigError(formatIssues(shown, r.error), { hint: "see docs/CONFIG.md for every field" });
+  }
+  return r.data;
+}
+
+function tsFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /\.(ts|mts|js|mjs)$/.test(f) && !f.endsWith(".d.ts") && !f.startsWith("_"))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/**
+ * Loads backup.config.ts, then jobs/*.ts and restore-drills/*.ts beside it, validates each and checks
+ * the cross-references and the blast-radius rule. Rejects with a ConfigError naming file, field and fix.
+ */
+export async function loadConfig(configPath: string): Promise<LoadedConfig> {
+  const file = resolve(configPath);
+  if (!existsSync(file)) {
+    throw new ConfigError(`config file ${file} not found`, {
+      hint: "run lifeboat in the directory holding backup.config.ts, or pass --config FILE (or set LIFEBOAT_CONFIG)",
+    });
+  }
+  const dir = dirname(file);
+  const show = (f: string) => relative(process.cwd(), f) || f;
+  const config = parseWith(configSchema, await importDefault(file), file, show(file));
+  validateRecipients(config, show(file));
+
+  const jobs = new Map<string, LoadedJob>();
+  for (const f of tsFiles(join(dir, "jobs"))) {
+    const job = parseWith(jobSchema, await importDefault(f), f, show(f));
+    const twin = jobs.get(job.name);
+    if (twin) throw new ConfigError(`${show(f)}: name: job "${job.name}" is already declared in ${show(twin.file)}`, { hint: "give every job a unique name" });
+    for (const t of job.targets) {
+      if (!config.targets[t]) {
+        throw new ConfigError(`${show(f)}: targets: job "${job.name}" ships to target "${t}", which ${show(file)} does not declare`, {
+          hint: `declare it under targets, or use one of: ${Object.keys(config.targets).join(", ")}`,
+        });
+      }
+    }
+    jobs.set(job.name, { ...job, file: f });
+  }
+
+  const drills = new Map<string, LoadedDrill>();
+  for (const f of tsFiles(join(dir, "restore-drills"))) {
+    const drill = parseWith(drillSchema, await importDefault(f), f, show(f));
+    const twin = drills.get(drill.name);
+    if (twin) throw new ConfigError(`${show(f)}: name: drill "${drill.name}" is already declared in ${show(twin.file)}`, { hint: "give every drill a unique name" });
+    const job = jobs.get(drill.job);
+    if (!job) {
+      throw new ConfigError(`${show(f)}: job: drill "${drill.name}" names job "${drill.job}", which no file in jobs/ declares`, {
+        hint: `use one of: ${[...jobs.keys()].join(", ") || "(no jobs yet)"}`,
+      });
+    }
+    if (drill.from && !job.targets.includes(drill.from)) {
+      throw new ConfigError(`${show(f)}: from: job "${job.name}" does not ship to target "${drill.from}"`, {
+        hint: `use one of the job's targets: ${job.targets.join(", ")}`,
+      });
+    }
+    drills.set(drill.name, { ...drill, file: f });
+  }
+
+  const violations = findBoundaryViolations(
+    [...jobs.values()].map((j) => ({
+      job: j.name,
+      sourceBoundary: j.source.boundary,
+      targets: j.targets.map((t) => ({ name: t, boundary: config.targets[t]?.boundary ?? "" })),
+    })),
+  );
+  if (violations.length) {
+    const lines = violations.map(
+      (v) => `${show(jobs.get(v.job)?.file ?? "")}: targets: job "${v.job}" ships to target "${v.target}" in its own boundary "${v.boundary}"`,
+    );
+    throw new ConfigError(lines.join("\n"), {
+      hint: "a backup must live in a different blast radius than its source: pick a target with another boundary",
+    });
+  }
+  return { file, config, jobs, drills };
+}
+
+function validateRecipients(config: Config, shown: string): void {
+  config.encryption.recipients.forEach((r, i) => {
+    if (/^AGE-SECRET-KEY-/i.test(r.trim())) {
+      // A secret key on the backup host lets whoever takes the host read every backup.
+      throw new ConfigError(`${shown}: encryption.recipients.${i}: this is an age secret key, not a recipient`, {
+        hint: "put only the public key (age1…) in the config; keep the identity file where drills and restores run",
+      });
+    }
+    if (!/^age1[0-9a-z]+$/.test(r.trim())) {
+      throw new ConfigError(`${shown}: encryption.recipients.${i}: "${r}" is not an age recipient`, {
+        hint: "use a public key starting with age1 (printed by `lifeboat keygen` or `age-keygen -y`)",
+      });
+    }
+  });
+}
+
+/** Finds a job by name or throws a usage-level ConfigError listing the known jobs. */
+export function getJob(loaded: LoadedConfig, name: string): LoadedJob {
+  const job = loaded.jobs.get(name);
+  if (!job) {
+    throw new ConfigError(`no job named "${name}" in ${dirname(loaded.file)}/jobs/`, {
+      hint: `known jobs: ${[...loaded.jobs.keys()].join(", ") || "(none)"}`,
+    });
+  }
+  return job;
+}

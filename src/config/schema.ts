@@ -1,0 +1,151 @@
+import { z } from "zod";
+
+/** Names that become object keys: lowercase letters, digits and dashes, starting with a letter or digit. */
+export const nameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "use lowercase letters, digits and dashes only (it becomes part of object keys)");
+
+/** A blast-radius label: where a thing lives and what fails with it (a provider account, a region, a device). */
+const boundarySchema = z.string().min(1, "declare the blast radius this lives in, e.g. \"aws:eu-central-1\"");
+
+/** Static S3 credentials (omit to use the SDK's default chain: env, profile, instance role). */
+export const s3CredentialsSchema = z
+  .object({
+    accessKeyId: z.string().min(1),
+    secretAccessKey: z.string().min(1),
+    sessionToken: z.string().optional(),
+  })
+  .strict();
+
+/** An S3-compatible bucket. */
+export const s3TargetSchema = z
+  .object({
+    type: z.literal("s3"),
+    bucket: z.string().min(3, "name the bucket"),
+    /** Region; S3-compatible servers usually accept any. */
+    region: z.string().default("us-east-1"),
+    /** Key prefix inside the bucket (no leading or trailing slash needed). */
+    prefix: z.string().default(""),
+    /** Custom endpoint for S3-compatible servers (MinIO, R2, B2, …). */
+    endpoint: z.string().url().optional(),
+    /** Path-style addressing, needed by most self-hosted servers. */
+    forcePathStyle: z.boolean().default(false),
+    credentials: s3CredentialsSchema.optional(),
+    /** Multipart part size in MiB (5–5120); bigger parts mean fewer requests and more memory. */
+    partSizeMiB: z.number().int().min(5).max(5120).default(16),
+    /** Parts uploaded at once per object. */
+    queueSize: z.number().int().min(1).max(32).default(4),
+    boundary: boundarySchema,
+  })
+  .strict();
+
+/** A directory on storage that fails separately from the sources (a NAS mount, another disk). */
+export const filesystemTargetSchema = z
+  .object({
+    type: z.literal("filesystem"),
+    path: z.string().min(1, "give the directory's absolute path"),
+    boundary: boundarySchema,
+  })
+  .strict();
+
+/** Any storage target. */
+export const targetSchema = z.discriminatedUnion("type", [s3TargetSchema, filesystemTargetSchema]);
+
+/** A PostgreSQL database. */
+export const postgresSourceSchema = z
+  .object({
+    type: z.literal("postgres"),
+    /** postgres://user:pass@host:port/db */
+    url: z.string().min(1, "give the connection URL, e.g. postgres://user@host:5432/db"),
+    boundary: boundarySchema,
+    /** Extra arguments for pg_dump (e.g. ["--exclude-table=audit_log"]). */
+    pgDumpArgs: z.array(z.string()).default([]),
+  })
+  .strict();
+
+/** Any source. */
+export const sourceSchema = z.discriminatedUnion("type", [postgresSourceSchema]);
+
+/** The top-level backup.config.ts. */
+export const configSchema = z
+  .object({
+    encryption: z
+      .object({
+        /** age recipients (public keys, age1…). Only public keys belong on the backup host. */
+        recipients: z.array(z.string()).min(1, "add at least one age recipient (age1…); run `lifeboat keygen` to make one"),
+      })
+      .strict(),
+    targets: z.record(nameSchema, targetSchema).refine((t) => Object.keys(t).length > 0, "declare at least one target"),
+    scratch: z
+      .object({
+        postgres: z.string().optional(),
+        mysql: z.string().optional(),
+        directory: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    /** zstd level used for every artifact (1 is fast and usually enough). */
+    compression: z.object({ level: z.number().int().min(1).max(19).default(1) }).strict().default({ level: 1 }),
+  })
+  .strict();
+
+/** A duration like "30m", "6h", "7d", "2w". */
+export const durationSchema = z.string().regex(/^\d+(s|m|h|d|w)$/, 'use a duration like "30m", "6h" or "7d"');
+
+/** One backup job (jobs/<name>.ts). */
+export const jobSchema = z
+  .object({
+    name: nameSchema,
+    source: sourceSchema,
+    /** Names of targets from backup.config.ts; every one gets a complete copy. */
+    targets: z.array(nameSchema).min(1, "ship the job to at least one target"),
+    /** Cron expression for the daemon. */
+    schedule: z.string().optional(),
+    /** Recovery point objective: the oldest the newest snapshot may be. */
+    rpo: durationSchema.optional(),
+  })
+  .strict();
+
+/** One restore drill (restore-drills/<name>.ts). */
+export const drillSchema = z
+  .object({
+    name: nameSchema,
+    job: nameSchema,
+    /** Target to restore from; defaults to the job's first target. */
+    from: nameSchema.optional(),
+    schedule: z.string().optional(),
+    /** A passing drill older than this makes the job "unproven". */
+    maxAge: durationSchema.default("8d"),
+    checks: z
+      .object({
+        rowCounts: z.enum(["exact", "off"]).default("exact"),
+        queries: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1),
+                sql: z.string().min(1),
+                min: z.number().optional(),
+                max: z.number().optional(),
+                equals: z.number().optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ rowCounts: "exact", queries: [] }),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type JobInput = z.input<typeof jobSchema>;
+export type Job = z.output<typeof jobSchema>;
+export type DrillInput = z.input<typeof drillSchema>;
+export type Drill = z.output<typeof drillSchema>;
+export type TargetConfig = z.output<typeof targetSchema>;
+export type S3TargetConfig = z.output<typeof s3TargetSchema>;
+export type FilesystemTargetConfig = z.output<typeof filesystemTargetSchema>;
+export type SourceConfig = z.output<typeof sourceSchema>;
+export type PostgresSourceConfig = z.output<typeof postgresSourceSchema>;

@@ -1,0 +1,44 @@
+import type { Readable } from "node:stream";
+
+/** Row counts per table, or a file list: what a drill checks the restore against. */
+export interface Inventory {
+  /** "postgres" | "mysql" | "sqlite" | "volume". */
+  kind: string;
+  /** "exact" when captured in the same snapshot as the dump; "approximate" otherwise. */
+  counts: "exact" | "approximate";
+  /** Table name (schema-qualified, quoted where needed) → row count. */
+  tables?: Record<string, number>;
+  /** Anything else a source wants the drill to know (file list, totals). */
+  [extra: string]: unknown;
+}
+
+/** What a running dump yields. */
+export interface Dump {
+  /** File name of the artifact inside the snapshot, without ".age" (e.g. "dump.pgcustom.zst"). */
+  artifact: string;
+  /** Artifact format, as documented in docs/FORMAT.md (e.g. "pg_dump-custom"). */
+  format: string;
+  /** The artifact bytes. Errors of the dump (tool exit code, connection loss) are emitted on this stream. */
+  stream: Readable;
+  /** Resolves once the inventory is captured; rejects if it could not be. */
+  inventory: Promise<Inventory>;
+  /** Resolves when the dump finished cleanly (exit code checked); rejects with the tool's message otherwise. */
+  done: Promise<DumpInfo>;
+}
+
+/** Facts about a finished dump that go into the manifest. */
+export interface DumpInfo {
+  /** Tool and version that produced it (e.g. "pg_dump (PostgreSQL) 15.20"). */
+  tool?: string;
+  /** Non-fatal problems worth a person's attention. */
+  warnings: string[];
+  /** Source-specific facts (server version, database name). Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+/** Something worth backing up. */
+export interface Source {
+  readonly kind: string;
+  /** Starts the dump. Aborting the signal kills child processes and ends sessions. */
+  dump(signal: AbortSignal): Promise<Dump>;
+}
