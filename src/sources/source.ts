@@ -14,7 +14,7 @@ export interface Inventory {
 
 /** What a running dump yields. */
 export interface Dump {
-  /** File name of the artifact inside the snapshot, without ".age" (e.g. "dump.pgcustom.zst"). */
+  /** Artifact name inside the snapshot before compression and encryption (e.g. "db.pgdump"); it is stored as "<artifact>.zst.age". */
   artifact: string;
   /** Artifact format, as documented in docs/FORMAT.md (e.g. "pg_dump-custom"). */
   format: string;

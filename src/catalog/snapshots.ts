@@ -1,0 +1,84 @@
+import { NotFoundError, IntegrityError, messageOf } from "../errors.ts";
+import { MANIFEST, parseSnapshotKey, snapshotKey, snapshotsPrefix } from "../storage/layout.ts";
+import { getBuffer, type Target } from "../storage/target.ts";
+import { type Manifest, manifestSchema } from "./manifest.ts";
+
+/** The snapshots a target holds for a job. */
+export interface SnapshotListing {
+  /** Complete snapshots (manifest present and valid), newest first. */
+  complete: Manifest[];
+  /** Snapshot ids with objects but no manifest: interrupted or failed runs, never restorable as "good". */
+  incomplete: string[];
+  /** Snapshot ids whose manifest could not be read or parsed, with the reason. */
+  broken: { snapshotId: string; error: string }[];
+}
+
+/** Reads and validates one manifest. Rejects with NotFoundError if missing, IntegrityError if unreadable. */
+export async function readManifest(target: Target, job: string, snapshotId: string): Promise<Manifest> {
+  const key = snapshotKey(job, snapshotId, MANIFEST);
+  const buf = await getBuffer(target, key);
+  let json: unknown;
+  try {
+    json = JSON.parse(buf.toString("utf8"));
+  } catch (err) {
+    throw new IntegrityError(`target "${target.name}": ${key} is not valid JSON (${messageOf(err)})`);
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new IntegrityError(`target "${target.name}": ${key} is not a valid manifest (${parsed.error.issues[0]?.message ?? "?"})`);
+  }
+  if (parsed.data.job !== job || parsed.data.snapshotId !== snapshotId) {
+    throw new IntegrityError(`target "${target.name}": ${key} describes ${parsed.data.job}/${parsed.data.snapshotId}, not ${job}/${snapshotId}`);
+  }
+  return parsed.data;
+}
+
+/** Lists a job's snapshots on a target from the target alone: nothing local is needed. */
+export async function listSnapshots(target: Target, job: string): Promise<SnapshotListing> {
+  const ids = new Set<string>();
+  const withManifest = new Set<string>();
+  for await (const o of target.list(snapshotsPrefix(job))) {
+    const k = parseSnapshotKey(o.key);
+    if (!k || k.job !== job) continue;
+    ids.add(k.snapshotId);
+    if (k.name === MANIFEST) withManifest.add(k.snapshotId);
+  }
+  const complete: Manifest[] = [];
+  const broken: SnapshotListing["broken"] = [];
+  const ordered = [...withManifest].sort().reverse();
+  // A few manifests at a time: enough to hide latency, not enough to trip rate limits.
+  for (let i = 0; i < ordered.length; i += 8) {
+    const batch = ordered.slice(i, i + 8);
+    const read = await Promise.allSettled(batch.map((id) => readManifest(target, job, id)));
+    read.forEach((r, j) => {
+      if (r.status === "fulfilled") complete.push(r.value);
+      else broken.push({ snapshotId: batch[j] as string, error: messageOf(r.reason) });
+    });
+  }
+  const incomplete = [...ids].filter((id) => !withManifest.has(id)).sort().reverse();
+  return { complete, incomplete, broken };
+}
+
+/** The given snapshot, or the newest complete one. Rejects with NotFoundError naming job and target. */
+export async function findSnapshot(target: Target, job: string, snapshotId?: string): Promise<Manifest> {
+  if (snapshotId) {
+    try {
+      return await readManifest(target, job, snapshotId);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(`job "${job}": snapshot ${snapshotId} not found on target "${target.name}" (or it is incomplete)`, {
+          hint: `list complete snapshots with: lifeboat snapshots ${job}`,
+        });
+      }
+      throw err;
+    }
+  }
+  const { complete } = await listSnapshots(target, job);
+  const newest = complete[0];
+  if (!newest) {
+    throw new NotFoundError(`job "${job}": no complete snapshot on target "${target.name}"`, {
+      hint: `take one with: lifeboat backup ${job}`,
+    });
+  }
+  return newest;
+}

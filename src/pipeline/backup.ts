@@ -1,0 +1,216 @@
+import type { PassThrough } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { type Manifest, manifestSchema } from "../catalog/manifest.ts";
+import { makeSnapshotId } from "../catalog/snapshot-id.ts";
+import type { Config, Job } from "../config/schema.ts";
+import { LifeboatError, code, messageOf, wrap } from "../errors.ts";
+import { redact } from "../secret.ts";
+import type { Source } from "../sources/source.ts";
+import { INVENTORY, MANIFEST, snapshotKey } from "../storage/layout.ts";
+import { putBuffer, type Target } from "../storage/target.ts";
+import { VERSION } from "../version.ts";
+import { createEncryptStream, encryptBuffer } from "./age.ts";
+import { createCompressStream } from "./compress.ts";
+import { FanOut } from "./fanout.ts";
+import { Meter } from "./measure.ts";
+
+/** Progress of a running backup, for a progress line. */
+export interface BackupProgress {
+  phase: "dump" | "inventory" | "manifest";
+  rawBytes: number;
+  storedBytes: number;
+}
+
+/** What runBackup needs. */
+export interface BackupOptions {
+  job: Job;
+  config: Config;
+  source: Source;
+  /** The job's targets, already constructed, in the job's order. */
+  targets: Target[];
+  signal?: AbortSignal;
+  /** Injected clock. */
+  now?: () => Date;
+  onProgress?: (p: BackupProgress) => void;
+}
+
+/** The outcome for one target. */
+export interface TargetOutcome {
+  target: string;
+  ok: boolean;
+  /** Why this target failed (the others may still have succeeded). */
+  error?: string;
+  manifest?: Manifest;
+}
+
+/** The outcome of a backup. `ok` only when every target holds a complete snapshot. */
+export interface BackupResult {
+  job: string;
+  snapshotId: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  rawBytes: number;
+  compressedBytes: number;
+  storedBytes: number;
+  warnings: string[];
+  targets: TargetOutcome[];
+  ok: boolean;
+}
+
+/**
+ * Takes one snapshot: dump → zstd → age → sha256 → every target, as one stream. The manifest is written last and
+ * only to targets that stored everything; a failed dump writes no manifest anywhere and rejects.
+ */
+export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
+  const now = opts.now ?? (() => new Date());
+  const started = now();
+  const snapshotId = makeSnapshotId(started);
+  const { job, config, targets } = opts;
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(opts.signal?.reason);
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const failures = new Map<number, string>();
+  try {
+    const dump = await opts.source.dump(ac.signal).catch((err) => {
+      throw wrap(`job "${job.name}": start dump`, err, code.source);
+    });
+    // Observed early so an inventory failure is not an unhandled rejection while the data streams.
+    const inventory = dump.inventory.then(
+      (v) => ({ ok: true as const, v }),
+      (e: unknown) => ({ ok: false as const, e }),
+    );
+    const done = dump.done.then(
+      (v) => ({ ok: true as const, v }),
+      (e: unknown) => ({ ok: false as const, e }),
+    );
+    const dataName = `${dump.artifact}.zst.age`;
+    const raw = new Meter();
+    const compressed = new Meter();
+    const stored = new Meter({
+      hash: true,
+      onBytes: (n) => opts.onProgress?.({ phase: "dump", rawBytes: raw.bytes, storedBytes: n }),
+    });
+    const fan = new FanOut(targets.length);
+    const puts = targets.map((t, i) =>
+      t.put(snapshotKey(job.name, snapshotId, dataName), fan.branches[i] as PassThrough, { signal: ac.signal }).then(
+        (obj) => obj,
+        (err: unknown) => {
+          failures.set(i, messageOf(err));
+          fan.detach(i, err instanceof Error ? err : new Error(String(err)));
+          return undefined;
+        },
+      ),
+    );
+    try {
+      await pipeline(
+        dump.stream,
+        raw,
+        createCompressStream(config.compression.level),
+        compressed,
+        await createEncryptStream(config.encryption.recipients),
+        stored,
+        fan,
+      );
+    } catch (err) {
+      ac.abort(err);
+      await Promise.allSettled(puts);
+      const d = await done;
+      // The dump tool's own message says more than "premature close".
+      throw wrap(`job "${job.name}": backup`, d.ok ? (failures.size === targets.length ? allFailed(failures, targets) : err) : d.e, code.source);
+    }
+    const storedObjs = await Promise.all(puts);
+    const d = await done;
+    if (!d.ok) throw wrap(`job "${job.name}": dump`, d.e, code.source);
+    const digest = stored.digest();
+    storedObjs.forEach((o, i) => {
+      if (o && o.size !== stored.bytes && !failures.has(i)) {
+        failures.set(i, `stored ${o.size} bytes of ${stored.bytes}`);
+      }
+    });
+    if (failures.size === targets.length) throw wrap(`job "${job.name}": upload`, allFailed(failures, targets), code.storage);
+
+    opts.onProgress?.({ phase: "inventory", rawBytes: raw.bytes, storedBytes: stored.bytes });
+    const inv = await inventory;
+    if (!inv.ok) throw wrap(`job "${job.name}": inventory`, inv.e, code.source);
+    const invSealed = await encryptBuffer(config.encryption.recipients, JSON.stringify(inv.v));
+    const { createHash } = await import("node:crypto");
+    const invSha = createHash("sha256").update(invSealed).digest("hex");
+    await Promise.all(
+      targets.map(async (t, i) => {
+        if (failures.has(i)) return;
+        try {
+          await putBuffer(t, snapshotKey(job.name, snapshotId, INVENTORY), invSealed, { signal: ac.signal });
+        } catch (err) {
+          failures.set(i, `upload inventory: ${messageOf(err)}`);
+        }
+      }),
+    );
+
+    opts.onProgress?.({ phase: "manifest", rawBytes: raw.bytes, storedBytes: stored.bytes });
+    const finished = now();
+    const warnings = d.v.warnings.map((w) => redact(w));
+    const outcomes: TargetOutcome[] = await Promise.all(
+      targets.map(async (t, i): Promise<TargetOutcome> => {
+        if (failures.has(i)) return { target: t.name, ok: false, error: failures.get(i) };
+        const manifest: Manifest = manifestSchema.parse({
+          format: "lifeboat-snapshot",
+          version: 1,
+          job: job.name,
+          snapshotId,
+          target: t.name,
+          startedAt: started.toISOString(),
+          finishedAt: finished.toISOString(),
+          source: { kind: opts.source.kind, boundary: job.source.boundary, details: d.v.details ?? {} },
+          encryption: { scheme: "age", recipients: config.encryption.recipients },
+          compression: { scheme: "zstd", level: config.compression.level },
+          artifacts: [
+            {
+              name: dataName,
+              size: stored.bytes,
+              sha256: digest,
+              format: dump.format,
+              encoding: ["age", "zstd"],
+              rawBytes: raw.bytes,
+              compressedBytes: compressed.bytes,
+              producer: d.v.tool,
+            },
+          ],
+          inventory: { name: INVENTORY, size: invSealed.length, sha256: invSha, counts: inv.v.counts },
+          warnings,
+          tool: { name: "lifeboat", version: VERSION },
+        });
+        try {
+          await putBuffer(t, snapshotKey(job.name, snapshotId, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, { signal: ac.signal });
+          return { target: t.name, ok: true, manifest };
+        } catch (err) {
+          return { target: t.name, ok: false, error: `upload manifest: ${messageOf(err)}` };
+        }
+      }),
+    );
+    return {
+      job: job.name,
+      snapshotId,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      rawBytes: raw.bytes,
+      compressedBytes: compressed.bytes,
+      storedBytes: stored.bytes,
+      warnings,
+      targets: outcomes,
+      ok: outcomes.every((o) => o.ok),
+    };
+  } catch (err) {
+    // Stops the dump tool and any upload still running; targets remove what they had not finished.
+    ac.abort(err);
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+function allFailed(failures: Map<number, string>, targets: Target[]): LifeboatError {
+  const lines = targets.map((t, i) => `target "${t.name}": ${failures.get(i) ?? "failed"}`);
+  return new LifeboatError(code.storage, `every target failed:\n  ${lines.join("\n  ")}`);
+}

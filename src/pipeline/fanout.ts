@@ -1,0 +1,55 @@
+import { PassThrough, Writable } from "node:stream";
+
+/**
+ * A Writable that copies every chunk to several branches, one per target. It waits for the slowest live branch
+ * (back-pressure), so memory stays bounded. A branch whose consumer failed is detached and the others go on.
+ */
+export class FanOut extends Writable {
+  readonly branches: PassThrough[];
+  readonly #alive: Set<number>;
+
+  constructor(count: number, highWaterMark = 1024 * 1024) {
+    super({ highWaterMark });
+    this.branches = Array.from({ length: count }, () => new PassThrough({ highWaterMark }));
+    this.#alive = new Set(this.branches.keys());
+  }
+
+  /** Stops feeding one branch (its consumer failed); returns how many are still fed. */
+  detach(index: number, err?: Error): number {
+    if (this.#alive.delete(index)) this.branches[index]?.destroy(err);
+    if (this.#alive.size === 0) this.destroy(err ?? new Error("every target failed"));
+    return this.#alive.size;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const waits: Promise<void>[] = [];
+    for (const i of this.#alive) {
+      const b = this.branches[i] as PassThrough;
+      if (!b.write(chunk)) {
+        waits.push(
+          new Promise((resolve) => {
+            const done = () => {
+              b.off("drain", done);
+              b.off("close", done);
+              resolve();
+            };
+            b.on("drain", done);
+            b.on("close", done);
+          }),
+        );
+      }
+    }
+    if (waits.length === 0) cb();
+    else Promise.all(waits).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    for (const i of this.#alive) this.branches[i]?.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    for (const i of this.#alive) this.branches[i]?.destroy(err ?? undefined);
+    cb(err);
+  }
+}
