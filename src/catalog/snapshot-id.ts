@@ -2,7 +2,10 @@ import { randomBytes } from "node:crypto";
 
 /** Makes a snapshot id that sorts by time: "20261124T215300Z-3fa9" (UTC, then 4 random hex digits against collisions). */
 export function makeSnapshotId(at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
   return `${stamp}-${randomBytes(2).toString("hex")}`;
 }
 

@@ -1,4 +1,4 @@
-import { NotFoundError, IntegrityError, messageOf } from "../errors.ts";
+import { IntegrityError, messageOf, NotFoundError } from "../errors.ts";
 import { MANIFEST, parseSnapshotKey, snapshotKey, snapshotsPrefix } from "../storage/layout.ts";
 import { getBuffer, type Target } from "../storage/target.ts";
 import { type Manifest, manifestSchema } from "./manifest.ts";
@@ -28,7 +28,9 @@ export async function readManifest(target: Target, job: string, snapshotId: stri
     throw new IntegrityError(`target "${target.name}": ${key} is not a valid manifest (${parsed.error.issues[0]?.message ?? "?"})`);
   }
   if (parsed.data.job !== job || parsed.data.snapshotId !== snapshotId) {
-    throw new IntegrityError(`target "${target.name}": ${key} describes ${parsed.data.job}/${parsed.data.snapshotId}, not ${job}/${snapshotId}`);
+    throw new IntegrityError(
+      `target "${target.name}": ${key} describes ${parsed.data.job}/${parsed.data.snapshotId}, not ${job}/${snapshotId}`,
+    );
   }
   return parsed.data;
 }
@@ -55,7 +57,10 @@ export async function listSnapshots(target: Target, job: string): Promise<Snapsh
       else broken.push({ snapshotId: batch[j] as string, error: messageOf(r.reason) });
     });
   }
-  const incomplete = [...ids].filter((id) => !withManifest.has(id)).sort().reverse();
+  const incomplete = [...ids]
+    .filter((id) => !withManifest.has(id))
+    .sort()
+    .reverse();
   return { complete, incomplete, broken };
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { Encrypter } from "age-encryption";
 import type { z } from "zod";
 import { ConfigError, messageOf } from "../errors.ts";
 import { findBoundaryViolations } from "../safety/boundary.ts";
@@ -53,7 +54,7 @@ async function importDefault(file: string): Promise<unknown> {
   return mod.default;
 }
 
-function parseWith<S extends z.ZodType>(schema: S, value: unknown, file: string, shown: string): z.output<S> {
+function parseWith<S extends z.ZodType>(schema: S, value: unknown, shown: string): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new ConfigError(formatIssues(shown, r.error), { hint: "see docs/CONFIG.md for every field" });
@@ -82,14 +83,17 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
   }
   const dir = dirname(file);
   const show = (f: string) => relative(process.cwd(), f) || f;
-  const config = parseWith(configSchema, await importDefault(file), file, show(file));
+  const config = parseWith(configSchema, await importDefault(file), show(file));
   validateRecipients(config, show(file));
 
   const jobs = new Map<string, LoadedJob>();
   for (const f of tsFiles(join(dir, "jobs"))) {
-    const job = parseWith(jobSchema, await importDefault(f), f, show(f));
+    const job = parseWith(jobSchema, await importDefault(f), show(f));
     const twin = jobs.get(job.name);
-    if (twin) throw new ConfigError(`${show(f)}: name: job "${job.name}" is already declared in ${show(twin.file)}`, { hint: "give every job a unique name" });
+    if (twin)
+      throw new ConfigError(`${show(f)}: name: job "${job.name}" is already declared in ${show(twin.file)}`, {
+        hint: "give every job a unique name",
+      });
     for (const t of job.targets) {
       if (!config.targets[t]) {
         throw new ConfigError(`${show(f)}: targets: job "${job.name}" ships to target "${t}", which ${show(file)} does not declare`, {
@@ -102,9 +106,12 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
 
   const drills = new Map<string, LoadedDrill>();
   for (const f of tsFiles(join(dir, "restore-drills"))) {
-    const drill = parseWith(drillSchema, await importDefault(f), f, show(f));
+    const drill = parseWith(drillSchema, await importDefault(f), show(f));
     const twin = drills.get(drill.name);
-    if (twin) throw new ConfigError(`${show(f)}: name: drill "${drill.name}" is already declared in ${show(twin.file)}`, { hint: "give every drill a unique name" });
+    if (twin)
+      throw new ConfigError(`${show(f)}: name: drill "${drill.name}" is already declared in ${show(twin.file)}`, {
+        hint: "give every drill a unique name",
+      });
     const job = jobs.get(drill.job);
     if (!job) {
       throw new ConfigError(`${show(f)}: job: drill "${drill.name}" names job "${drill.job}", which no file in jobs/ declares`, {
@@ -128,7 +135,8 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
   );
   if (violations.length) {
     const lines = violations.map(
-      (v) => `${show(jobs.get(v.job)?.file ?? "")}: targets: job "${v.job}" ships to target "${v.target}" in its own boundary "${v.boundary}"`,
+      (v) =>
+        `${show(jobs.get(v.job)?.file ?? "")}: targets: job "${v.job}" ships to target "${v.target}" in its own boundary "${v.boundary}"`,
     );
     throw new ConfigError(lines.join("\n"), {
       hint: "a backup must live in a different blast radius than its source: pick a target with another boundary",
@@ -145,8 +153,14 @@ function validateRecipients(config: Config, shown: string): void {
         hint: "put only the public key (age1…) in the config; keep the identity file where drills and restores run",
       });
     }
-    if (!/^age1[0-9a-z]+$/.test(r.trim())) {
-      throw new ConfigError(`${shown}: encryption.recipients.${i}: "${r}" is not an age recipient`, {
+    let reason = "";
+    try {
+      new Encrypter().addRecipient(r.trim());
+    } catch (err) {
+      reason = ` (${messageOf(err)})`;
+    }
+    if (!r.trim().startsWith("age1") || reason) {
+      throw new ConfigError(`${shown}: encryption.recipients.${i}: "${r}" is not an age recipient${reason}`, {
         hint: "use a public key starting with age1 (printed by `lifeboat keygen` or `age-keygen -y`)",
       });
     }

@@ -6,7 +6,7 @@ export const nameSchema = z
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "use lowercase letters, digits and dashes only (it becomes part of object keys)");
 
 /** A blast-radius label: where a thing lives and what fails with it (a provider account, a region, a device). */
-const boundarySchema = z.string().min(1, "declare the blast radius this lives in, e.g. \"aws:eu-central-1\"");
+const boundarySchema = z.string().min(1, 'declare the blast radius this lives in, e.g. "aws:eu-central-1"');
 
 /** Static S3 credentials (omit to use the SDK's default chain: env, profile, instance role). */
 export const s3CredentialsSchema = z
@@ -85,7 +85,10 @@ export const configSchema = z
       .strict()
       .default({}),
     /** zstd level used for every artifact (1 is fast and usually enough). */
-    compression: z.object({ level: z.number().int().min(1).max(19).default(1) }).strict().default({ level: 1 }),
+    compression: z
+      .object({ level: z.number().int().min(1).max(19).default(1) })
+      .strict()
+      .default({ level: 1 }),
   })
   .strict();
 

@@ -56,7 +56,10 @@ describe("age stream", () => {
     for (const at of [sealed.length - 5, 2000, 70_000]) {
       const bad = Buffer.from(sealed);
       bad[at] = (bad[at] as number) ^ 1;
-      await expect(decrypt(key.identity, bad)).rejects.toMatchObject({ code: code.integrity, message: expect.stringContaining("test.age") });
+      await expect(decrypt(key.identity, bad)).rejects.toMatchObject({
+        code: code.integrity,
+        message: expect.stringContaining("test.age"),
+      });
     }
   });
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { Decrypter, Encrypter, type Recipient } from "age-encryption";
-import { IntegrityError, LifeboatError, code, messageOf } from "../errors.ts";
+import { code, IntegrityError, LifeboatError, messageOf } from "../errors.ts";
 
 // The age v1 payload (https://age-encryption.org/v1): a 16-byte nonce, then ChaCha20-Poly1305 over 64 KiB chunks
 // with a 12-byte nonce of an 11-byte big-endian counter and a last-chunk flag. The header (recipient stanzas and

@@ -3,7 +3,7 @@ import { pipeline } from "node:stream/promises";
 import { type Manifest, manifestSchema } from "../catalog/manifest.ts";
 import { makeSnapshotId } from "../catalog/snapshot-id.ts";
 import type { Config, Job } from "../config/schema.ts";
-import { LifeboatError, code, messageOf, wrap } from "../errors.ts";
+import { code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
 import type { Source } from "../sources/source.ts";
 import { INVENTORY, MANIFEST, snapshotKey } from "../storage/layout.ts";
@@ -117,7 +117,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       await Promise.allSettled(puts);
       const d = await done;
       // The dump tool's own message says more than "premature close".
-      throw wrap(`job "${job.name}": backup`, d.ok ? (failures.size === targets.length ? allFailed(failures, targets) : err) : d.e, code.source);
+      throw wrap(
+        `job "${job.name}": backup`,
+        d.ok ? (failures.size === targets.length ? allFailed(failures, targets) : err) : d.e,
+        code.source,
+      );
     }
     const storedObjs = await Promise.all(puts);
     const d = await done;

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { Duplex } from "node:stream";
-import { LifeboatError, code } from "../errors.ts";
+import { code, LifeboatError } from "../errors.ts";
 
 const STDERR_LIMIT = 16 * 1024;
 
@@ -18,7 +18,9 @@ export function spawnFilter(command: string, args: readonly string[], what: stri
   // stdin closes early when the program dies; the exit handler below reports the real reason.
   child.stdin.on("error", () => {});
   child.on("error", (err) => {
-    duplex.destroy(new LifeboatError(code.failed, `${what}: cannot run ${command} (${err.message})`, { cause: err, hint: `install ${command}` }));
+    duplex.destroy(
+      new LifeboatError(code.failed, `${what}: cannot run ${command} (${err.message})`, { cause: err, hint: `install ${command}` }),
+    );
   });
   child.on("close", (status, signal) => {
     if (status !== 0) {

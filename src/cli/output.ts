@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+
+/** Options every command inherits from the program. */
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+}
+
+/** The global options as seen from inside a command's action. */
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
+}
+
+/** Prints a result: JSON on stdout with --json, else the text rendering. */
+export function print(json: boolean | undefined, value: unknown, text: () => string): void {
+  if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
+}
+
+/** Formats a byte count for people. */
+export function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** Formats a duration in milliseconds for people. */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  const m = s / 60;
+  if (m < 120) return `${m.toFixed(1)} min`;
+  const h = m / 60;
+  return h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} d`;
+}
+
+/** A throttled one-line progress display on a terminal; silent elsewhere (logs and --json stay clean). */
+export function progressLine(enabled: boolean): { update(text: string): void; done(): void } {
+  const on = enabled && process.stderr.isTTY === true;
+  let last = 0;
+  let shown = false;
+  return {
+    update(text) {
+      if (!on) return;
+      const t = Date.now();
+      if (t - last < 200) return;
+      last = t;
+      shown = true;
+      process.stderr.write(`\r\x1b[2K${text}`);
+    },
+    done() {
+      if (on && shown) process.stderr.write("\r\x1b[2K");
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load.ts";
+import { code } from "../../src/errors.ts";
+import { makeKey } from "../helpers/age.ts";
+import { writeProject } from "../helpers/project.ts";
+
+const key = await makeKey();
+const config = (targets = `{ nas: { type: "filesystem", path: "/tmp/x", boundary: "office-nas" } }`) => `
+import { defineConfig } from "lifeboat";
+export default defineConfig({ encryption: { recipients: ["${key.recipient}"] }, targets: ${targets} });
+`;
+const job = (body: string) => `import { defineJob } from "lifeboat";\nexport default defineJob(${body});\n`;
+const pgJob = (name: string, boundary = "db-host", targets = `["nas"]`) =>
+  job(`{ name: "${name}", source: { type: "postgres", url: "postgres://u@h/db", boundary: "${boundary}" }, targets: ${targets} }`);
+
+describe("loadConfig", () => {
+  it("loads the config, discovers jobs and drills, and fills defaults", async () => {
+    const p = writeProject({
+      "backup.config.ts": config(),
+      "jobs/orders.ts": pgJob("orders"),
+      "restore-drills/orders.ts": `import { defineDrill } from "lifeboat";\nexport default defineDrill({ name: "orders-weekly", job: "orders" });\n`,
+    });
+    const loaded = await loadConfig(p.config);
+    expect([...loaded.jobs.keys()]).toEqual(["orders"]);
+    expect(loaded.drills.get("orders-weekly")?.checks.rowCounts).toBe("exact");
+    expect(loaded.config.compression.level).toBe(1);
+  });
+
+  it("names the file, the field and the fix for a schema error", async () => {
+    const p = writeProject({ "backup.config.ts": config(`{ nas: { type: "filesystem", boundary: "x" } }`) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(/backup\.config\.ts: targets\.nas\.path: /),
+    });
+  });
+
+  it.each(["../etc", "Orders", "a/b", "", "x".repeat(80)])("rejects the job name %j", async (name) => {
+    const p = writeProject({ "backup.config.ts": config(), "jobs/bad.ts": pgJob(name) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({ code: code.config, message: expect.stringMatching(/jobs\/bad\.ts: name: /) });
+  });
+
+  it("refuses a job whose target shares the source's boundary, naming job, target and boundary", async () => {
+    const p = writeProject({ "backup.config.ts": config(), "jobs/orders.ts": pgJob("orders", "Office-NAS") });
+    const err = await loadConfig(p.config).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: code.config });
+    expect((err as Error).message).toMatch(/job "orders" ships to target "nas" in its own boundary "office-nas"/);
+  });
+
+  it("refuses unknown targets, duplicate jobs, drills of unknown jobs and a secret key as recipient", async () => {
+    const unknown = writeProject({ "backup.config.ts": config(), "jobs/a.ts": pgJob("a", "db", `["offsite"]`) });
+    await expect(loadConfig(unknown.config)).rejects.toThrow(/target "offsite", which .* does not declare/);
+    const dup = writeProject({ "backup.config.ts": config(), "jobs/a.ts": pgJob("a"), "jobs/b.ts": pgJob("a") });
+    await expect(loadConfig(dup.config)).rejects.toThrow(/already declared/);
+    const drill = writeProject({
+      "backup.config.ts": config(),
+      "restore-drills/x.ts": `import { defineDrill } from "lifeboat";\nexport default defineDrill({ name: "x", job: "nope" });\n`,
+    });
+    await expect(loadConfig(drill.config)).rejects.toThrow(/names job "nope"/);
+    const secret = writeProject({
+      "backup.config.ts": `import { defineConfig } from "lifeboat";\nexport default defineConfig({ encryption: { recipients: ["${key.identity}"] }, targets: { nas: { type: "filesystem", path: "/x", boundary: "b" } } });\n`,
+    });
+    const err = (await loadConfig(secret.config).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/secret key, not a recipient/);
+    expect(err.message).not.toContain(key.identity);
+    const typo = writeProject({
+      "backup.config.ts": `import { defineConfig } from "lifeboat";\nexport default defineConfig({ encryption: { recipients: ["${key.recipient.slice(0, -2)}"] }, targets: { nas: { type: "filesystem", path: "/x", boundary: "b" } } });\n`,
+    });
+    await expect(loadConfig(typo.config)).rejects.toThrow(/recipients\.0: .* is not an age recipient/);
+  });
+
+  it("reports a missing config file and a TypeScript syntax error clearly", async () => {
+    await expect(loadConfig("/nonexistent/backup.config.ts")).rejects.toMatchObject({ code: code.config, hint: expect.stringMatching(/--config/) });
+    const p = writeProject({ "backup.config.ts": "export default {{{" });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({ code: code.config, message: expect.stringMatching(/cannot load/) });
+  });
+});
