@@ -72,9 +72,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const failures = new Map<number, string>();
   try {
+    const encrypt = await createEncryptStream(config.encryption.recipients);
     const dump = await opts.source.dump(ac.signal).catch((err) => {
       throw wrap(`job "${job.name}": start dump`, err, code.source);
     });
+    // A dump can fail before the pipeline below listens; the pipeline still sees the stored error.
+    dump.stream.on("error", () => {});
     // Observed early so an inventory failure is not an unhandled rejection while the data streams.
     const inventory = dump.inventory.then(
       (v) => ({ ok: true as const, v }),
@@ -108,7 +111,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         raw,
         createCompressStream(config.compression.level),
         compressed,
-        await createEncryptStream(config.encryption.recipients),
+        encrypt,
         stored,
         fan,
       );

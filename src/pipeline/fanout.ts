@@ -10,7 +10,12 @@ export class FanOut extends Writable {
 
   constructor(count: number, highWaterMark = 1024 * 1024) {
     super({ highWaterMark });
-    this.branches = Array.from({ length: count }, () => new PassThrough({ highWaterMark }));
+    this.branches = Array.from({ length: count }, () => {
+      const b = new PassThrough({ highWaterMark });
+      // Each branch's failure reaches its consumer's put(); an unobserved error event must not crash the process.
+      b.on("error", () => {});
+      return b;
+    });
     this.#alive = new Set(this.branches.keys());
   }
 
@@ -49,7 +54,8 @@ export class FanOut extends Writable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    for (const i of this.#alive) this.branches[i]?.destroy(err ?? undefined);
+    // autoDestroy runs after a clean finish too; the branches then still hold data for their consumers.
+    if (err) for (const i of this.#alive) this.branches[i]?.destroy(err);
     cb(err);
   }
 }
