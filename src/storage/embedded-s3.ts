@@ -1,0 +1,170 @@
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import type S3rver from "s3rver";
+
+/** The static credentials s3rver accepts. */
+export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
+
+/** A running embedded S3 server. */
+export interface EmbeddedS3 {
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  /** Stops the server and drops its open connections; the directory is left to the caller. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts s3rver (a devDependency: tests and the demo only) on loopback, storing buckets under directory.
+ * s3rver 3.7 differs from S3 where lifeboat relies on S3; this fixes it in place so the Target contract holds:
+ * it lacks AbortMultipartUpload and ListMultipartUploads (added from its on-disk layout, so "a failed put leaves no
+ * parts" can be shown and tested), lists keys in directory-walk order instead of byte order (re-sorted), and reads
+ * "Range: bytes=0-0" as the whole object (it tests the end with `if (end)`).
+ */
+export async function startEmbeddedS3(opts: { directory: string; port?: number }): Promise<EmbeddedS3> {
+  // Imported lazily so that importing this module does not need the devDependency.
+  const { default: S3rverClass } = await import("s3rver");
+  const server = new S3rverClass({ address: "127.0.0.1", port: opts.port ?? 0, silent: true, directory: opts.directory });
+  // Koa composes its middleware when listening, so an entry put first here runs before s3rver's router.
+  server.middleware.unshift(multipartExtensions(opts.directory), zeroEndRange);
+  sortListings(server.store);
+  fixZeroEndRange(server.store);
+  const address = await server.run();
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    async stop() {
+      const closing = server.close();
+      server.httpServer?.closeAllConnections();
+      await closing;
+    },
+  };
+}
+
+/** Creates a bucket on an embedded S3 server. */
+export async function createBucket(endpoint: string, bucket: string): Promise<void> {
+  const client = new S3Client({
+    region: "us-east-1",
+    endpoint,
+    forcePathStyle: true,
+    credentials: EMBEDDED_S3_CREDENTIALS,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+type Middleware = S3rver["middleware"][number];
+type Context = Parameters<Middleware>[0];
+
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const UPLOAD_ID = /^[0-9a-f]{1,64}$/;
+
+/**
+ * Handles GET /<bucket>?uploads (ListMultipartUploads) and DELETE /<bucket>/<key>?uploadId= (AbortMultipartUpload)
+ * from s3rver's files: <directory>/<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,<part>...}.
+ * Signatures are not checked here; the server listens on loopback for tests only.
+ */
+function multipartExtensions(directory: string): Middleware {
+  return async (ctx, next) => {
+    const [bucketPart = "", ...keyParts] = ctx.path.slice(1).split("/");
+    const bucket = decodeURIComponent(bucketPart);
+    const key = keyParts.map(decodeURIComponent).join("/");
+    const uploadId = ctx.query.uploadId;
+    const isList = ctx.method === "GET" && key === "" && "uploads" in ctx.query;
+    const isAbort = ctx.method === "DELETE" && key !== "" && typeof uploadId === "string";
+    if ((!isList && !isAbort) || !BUCKET.test(bucket)) return next();
+    const bucketDir = join(directory, bucket);
+    if (!(await exists(bucketDir))) return xmlError(ctx, 404, "NoSuchBucket", "The specified bucket does not exist");
+    const uploadsDir = join(bucketDir, "._S3rver_uploads");
+    if (isList) return listUploads(ctx, bucket, uploadsDir);
+    const id = uploadId as string;
+    const stored = UPLOAD_ID.test(id) ? await readFile(join(uploadsDir, id, "key"), "utf8").catch(() => undefined) : undefined;
+    if (stored !== key) return xmlError(ctx, 404, "NoSuchUpload", "The specified upload does not exist.");
+    await rm(join(uploadsDir, id), { recursive: true, force: true });
+    ctx.status = 204;
+  };
+}
+
+async function listUploads(ctx: Context, bucket: string, uploadsDir: string): Promise<void> {
+  const prefix = typeof ctx.query.prefix === "string" ? ctx.query.prefix : "";
+  const ids = await readdir(uploadsDir).catch(() => [] as string[]);
+  const uploads: string[] = [];
+  for (const id of ids.sort()) {
+    const dir = join(uploadsDir, id);
+    const key = await readFile(join(dir, "key"), "utf8").catch(() => undefined);
+    if (key === undefined || !key.startsWith(prefix)) continue;
+    const initiated = (await stat(dir)).birthtime.toISOString();
+    uploads.push(`<Upload><Key>${esc(key)}</Key><UploadId>${id}</UploadId><Initiated>${initiated}</Initiated></Upload>`);
+  }
+  ctx.type = "application/xml";
+  ctx.body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+    `<Bucket>${esc(bucket)}</Bucket><Prefix>${esc(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>` +
+    `${uploads.join("")}</ListMultipartUploadsResult>`;
+}
+
+/** s3rver's controller drops a range end of "0"; "00" parses to the same number and passes its truthiness test. */
+const zeroEndRange: Middleware = (ctx, next) => {
+  const range = ctx.req.headers.range;
+  if (range && /^bytes=\d+-0$/.test(range)) ctx.req.headers.range = `${range}0`;
+  return next();
+};
+
+/** s3rver's store reads an end of 0 as "to the end"; serve "bytes=0-0" as the one byte it asks for. */
+function fixZeroEndRange(store: S3rver["store"]): void {
+  const original = store.getObject.bind(store);
+  store.getObject = async (bucket, key, options) => {
+    if (options?.end !== 0 || options.start !== 0) return original(bucket, key, options);
+    const object = await original(bucket, key, { start: 0 });
+    if (!object?.content) return object;
+    const whole = object.content;
+    const first: Buffer | undefined = await whole[Symbol.asyncIterator]()
+      .next()
+      .then((r) => r.value);
+    whole.destroy();
+    object.content = Readable.from(first ? [first.subarray(0, 1)] : []);
+    object.range = { start: 0, end: 0 };
+    return object;
+  };
+}
+
+/**
+ * Makes ListObjects return keys in UTF-8 byte order, as S3 does (and as Target.list promises), with startAfter and
+ * maxKeys applied after sorting so pagination neither skips nor repeats keys. Listings with a delimiter are left alone.
+ */
+function sortListings(store: S3rver["store"]): void {
+  const original = store.listObjects.bind(store);
+  store.listObjects = async (bucket, options) => {
+    if (options.delimiter) return original(bucket, options);
+    const { startAfter = "", maxKeys = Number.POSITIVE_INFINITY, ...rest } = options;
+    const all = await original(bucket, { ...rest, maxKeys: Number.POSITIVE_INFINITY });
+    const bytes = (key: string) => Buffer.from(key, "utf8");
+    const after = bytes(startAfter);
+    const objects = all.objects
+      .filter((o) => Buffer.compare(bytes(o.key), after) > 0)
+      .sort((a, b) => Buffer.compare(bytes(a.key), bytes(b.key)));
+    return { ...all, objects: objects.slice(0, maxKeys), isTruncated: objects.length > maxKeys };
+  };
+}
+
+function xmlError(ctx: Context, status: number, errorCode: string, message: string): void {
+  ctx.status = status;
+  ctx.type = "application/xml";
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${errorCode}</Code><Message>${esc(message)}</Message></Error>`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+function esc(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}

@@ -1,0 +1,63 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
+import type { S3TargetConfig } from "../../src/config/schema.ts";
+import { createBucket, EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from "../../src/storage/embedded-s3.ts";
+
+/** An embedded S3 server with one fresh bucket, for one test file. */
+export interface S3TestServer {
+  endpoint: string;
+  bucket: string;
+  /** A complete target config for the bucket (5 MiB parts, so multi-part uploads happen at test sizes). */
+  config(prefix?: string): S3TargetConfig;
+  /** Stops the server and deletes its directory. */
+  stop(): Promise<void>;
+}
+
+/** Starts s3rver on a random loopback port in a temp directory and creates a randomly named bucket. */
+export async function startS3Server(): Promise<S3TestServer> {
+  const directory = await mkdtemp(join(tmpdir(), "lifeboat-s3-"));
+  const server = await startEmbeddedS3({ directory });
+  const bucket = `test-${randomBytes(4).toString("hex")}`;
+  await createBucket(server.endpoint, bucket);
+  return {
+    endpoint: server.endpoint,
+    bucket,
+    config: (prefix = "") => ({
+      type: "s3",
+      bucket,
+      region: "us-east-1",
+      prefix,
+      endpoint: server.endpoint,
+      forcePathStyle: true,
+      credentials: { ...EMBEDDED_S3_CREDENTIALS },
+      partSizeMiB: 5,
+      queueSize: 4,
+      boundary: "test:s3rver",
+    }),
+    async stop() {
+      await server.stop();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Keys of unfinished multipart uploads under the config's prefix (ListMultipartUploads): what a failed put must not leave. */
+export async function multipartLeftovers(config: S3TargetConfig): Promise<string[]> {
+  const client = new S3Client({
+    region: config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: config.forcePathStyle,
+    credentials: config.credentials,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+  try {
+    const res = await client.send(new ListMultipartUploadsCommand({ Bucket: config.bucket, Prefix: config.prefix }));
+    return (res.Uploads ?? []).map((u) => u.Key ?? "");
+  } finally {
+    client.destroy();
+  }
+}

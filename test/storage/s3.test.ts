@@ -1,0 +1,112 @@
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { S3TargetConfig } from "../../src/config/schema.ts";
+import { LifeboatError, NotFoundError } from "../../src/errors.ts";
+import { S3Target } from "../../src/storage/s3.ts";
+import { listAll, putBuffer } from "../../src/storage/target.ts";
+import { describeTargetContract } from "../contracts/target.ts";
+import { multipartLeftovers, type S3TestServer, startS3Server } from "../helpers/s3.ts";
+
+let server: S3TestServer;
+beforeAll(async () => {
+  server = await startS3Server();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const prefix = () => `run-${randomBytes(4).toString("hex")}`;
+
+describeTargetContract("s3 (embedded s3rver)", async () => {
+  const config = server.config(prefix());
+  return { target: new S3Target("offsite", config), cleanup: async () => {}, leftovers: () => multipartLeftovers(config) };
+});
+
+// The same contract against a real S3-compatible endpoint, when one is given.
+const env = process.env;
+const real =
+  env.LIFEBOAT_TEST_S3_ENDPOINT && env.LIFEBOAT_TEST_S3_BUCKET && env.LIFEBOAT_TEST_S3_ACCESS_KEY && env.LIFEBOAT_TEST_S3_SECRET_KEY;
+describe.runIf(real)("real S3 endpoint", () => {
+  describeTargetContract(`s3 (${env.LIFEBOAT_TEST_S3_ENDPOINT})`, async () => {
+    const config: S3TargetConfig = {
+      type: "s3",
+      bucket: env.LIFEBOAT_TEST_S3_BUCKET ?? "",
+      region: env.LIFEBOAT_TEST_S3_REGION ?? "us-east-1",
+      prefix: `lifeboat-test/${prefix()}`,
+      endpoint: env.LIFEBOAT_TEST_S3_ENDPOINT,
+      forcePathStyle: true,
+      credentials: { accessKeyId: env.LIFEBOAT_TEST_S3_ACCESS_KEY ?? "", secretAccessKey: env.LIFEBOAT_TEST_S3_SECRET_KEY ?? "" },
+      partSizeMiB: 5,
+      queueSize: 4,
+      boundary: "test:real-s3",
+    };
+    const target = new S3Target("real", config);
+    const sweeper = new S3Target("real", config);
+    const cleanup = async () => {
+      for (const o of await listAll(sweeper, "")) await sweeper.remove(o.key);
+      await sweeper.close();
+    };
+    return { target, cleanup, leftovers: () => multipartLeftovers(config) };
+  });
+});
+
+describe("S3Target", () => {
+  it("names the target and the endpoint when the endpoint is unreachable", async () => {
+    const target = new S3Target("offsite", { ...server.config(), endpoint: "http://127.0.0.1:1" });
+    for (const attempt of [() => target.head("a"), () => putBuffer(target, "a", "x"), () => listAll(target, "")]) {
+      const err = (await attempt().catch((e: unknown) => e)) as LifeboatError;
+      expect(err).toBeInstanceOf(LifeboatError);
+      expect(err.message).toMatch(/^target "offsite": cannot reach http:\/\/127\.0\.0\.1:1\/? \(.*ECONNREFUSED.*\)$/);
+      expect(err.hint).toMatch(/endpoint/);
+    }
+    await target.close();
+  });
+
+  it("says which bucket is missing, and does not call it a missing key", async () => {
+    const target = new S3Target("offsite", { ...server.config(), bucket: `missing-${randomBytes(4).toString("hex")}` });
+    for (const attempt of [() => putBuffer(target, "a", "x"), () => target.get("a"), () => listAll(target, "")]) {
+      const err = (await attempt().catch((e: unknown) => e)) as LifeboatError;
+      expect(err).not.toBeInstanceOf(NotFoundError);
+      expect(err.message).toMatch(/^target "offsite": bucket "missing-[0-9a-f]+" not found$/);
+      expect(err.hint).toMatch(/bucket name and region/);
+    }
+    await target.close();
+  });
+
+  it("explains refused credentials without printing the secret", async () => {
+    // A stand-in server that refuses everything, as S3 does for a wrong key (s3rver does not check V4 signatures).
+    const refuser = createServer((_req, res) => {
+      res.writeHead(403, { "content-type": "application/xml" });
+      res.end("<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error>");
+    });
+    await new Promise<void>((resolve) => refuser.listen(0, "127.0.0.1", resolve));
+    const { port } = refuser.address() as AddressInfo;
+    const config = {
+      ...server.config(),
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: "AKID", secretAccessKey: "very-secret-value" },
+    };
+    const target = new S3Target("offsite", config);
+    for (const attempt of [() => target.get("a"), () => putBuffer(target, "a", "x"), () => target.head("a")]) {
+      const err = (await attempt().catch((e: unknown) => e)) as LifeboatError;
+      expect(err).toBeInstanceOf(LifeboatError);
+      expect(err.message).toMatch(/^target "offsite": .* in bucket "test-[0-9a-f]+": .*(secret access key does not match|access denied)/);
+      expect(err.hint).toMatch(/accessKeyId and secretAccessKey/);
+      expect(`${err.message} ${err.hint}`).not.toContain("very-secret-value");
+    }
+    await target.close();
+    refuser.close();
+  });
+
+  it("stores keys under the normalized prefix and lists them without it", async () => {
+    const p = prefix();
+    const target = new S3Target("offsite", server.config(`/${p}/nested/`));
+    const whole = new S3Target("whole", server.config(""));
+    await putBuffer(target, "job/manifest.json", "{}");
+    expect((await listAll(target, "")).map((o) => o.key)).toEqual(["job/manifest.json"]);
+    expect((await listAll(whole, `${p}/`)).map((o) => o.key)).toEqual([`${p}/nested/job/manifest.json`]);
+    await Promise.all([target.close(), whole.close()]);
+  });
+});
