@@ -106,15 +106,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       ),
     );
     try {
-      await pipeline(
-        dump.stream,
-        raw,
-        createCompressStream(config.compression.level),
-        compressed,
-        encrypt,
-        stored,
-        fan,
-      );
+      await pipeline(dump.stream, raw, createCompressStream(config.compression.level), compressed, encrypt, stored, fan);
     } catch (err) {
       ac.abort(err);
       await Promise.allSettled(puts);

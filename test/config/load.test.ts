@@ -36,7 +36,10 @@ describe("loadConfig", () => {
 
   it.each(["../etc", "Orders", "a/b", "", "x".repeat(80)])("rejects the job name %j", async (name) => {
     const p = writeProject({ "backup.config.ts": config(), "jobs/bad.ts": pgJob(name) });
-    await expect(loadConfig(p.config)).rejects.toMatchObject({ code: code.config, message: expect.stringMatching(/jobs\/bad\.ts: name: /) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(/jobs\/bad\.ts: name: /),
+    });
   });
 
   it("refuses a job whose target shares the source's boundary, naming job, target and boundary", async () => {
@@ -69,7 +72,10 @@ describe("loadConfig", () => {
   });
 
   it("reports a missing config file and a TypeScript syntax error clearly", async () => {
-    await expect(loadConfig("/nonexistent/backup.config.ts")).rejects.toMatchObject({ code: code.config, hint: expect.stringMatching(/--config/) });
+    await expect(loadConfig("/nonexistent/backup.config.ts")).rejects.toMatchObject({
+      code: code.config,
+      hint: expect.stringMatching(/--config/),
+    });
     const p = writeProject({ "backup.config.ts": "export default {{{" });
     await expect(loadConfig(p.config)).rejects.toMatchObject({ code: code.config, message: expect.stringMatching(/cannot load/) });
   });

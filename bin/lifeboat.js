@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Entry point: checks the Node version, then runs the TypeScript CLI through tsx, so users' backup.config.ts,
+// jobs/*.ts and restore-drills/*.ts load without a build step.
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 22) {
+  process.stderr.write(
+    `lifeboat needs Node.js 22 or newer; this is ${process.version}.\n` +
+      "hint: install Node 24 LTS (or run through `npm run`, which uses the Node 24 this repository installs).\n",
+  );
+  process.exit(2);
+}
+const { registerHooks } = await import("node:module");
+const { register } = await import("tsx/esm/api");
+register();
+const index = new URL("../src/index.ts", import.meta.url).href;
+// `import { defineJob } from "lifeboat"` must work in a config that lives anywhere, not only inside this package.
+registerHooks({
+  resolve(specifier, context, next) {
+    if (specifier === "lifeboat") return { url: index, shortCircuit: true, format: "module" };
+    return next(specifier, context);
+  },
+});
+const { main } = await import("../src/cli/main.ts");
+process.exitCode = await main(process.argv);

@@ -1,0 +1,120 @@
+import { randomBytes } from "node:crypto";
+import { PassThrough, Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { makeKey } from "../../test/helpers/age.ts";
+import { listSnapshots } from "../catalog/snapshots.ts";
+import { configSchema, jobSchema } from "../config/schema.ts";
+import type { Dump, Source } from "../sources/source.ts";
+import { MemoryTarget } from "../storage/memory.ts";
+import { getBuffer, type PutOptions, type StoredObject } from "../storage/target.ts";
+import { createDecryptStream } from "./age.ts";
+import { runBackup } from "./backup.ts";
+import { createDecompressStream } from "./compress.ts";
+
+const key = await makeKey();
+const config = configSchema.parse({
+  encryption: { recipients: [key.recipient] },
+  targets: { a: { type: "filesystem", path: "/a", boundary: "a" }, b: { type: "filesystem", path: "/b", boundary: "b" } },
+});
+const job = jobSchema.parse({ name: "app", source: { type: "postgres", url: "postgres://x/y", boundary: "src" }, targets: ["a", "b"] });
+
+/** A source that yields the given chunks, then succeeds or fails as told. */
+function fakeSource(chunks: Buffer[], fail?: Error): Source {
+  return {
+    kind: "fake",
+    async dump(): Promise<Dump> {
+      const stream = new PassThrough();
+      const done = (async () => {
+        for (const c of chunks) {
+          if (!stream.write(c)) await new Promise((r) => stream.once("drain", r));
+        }
+        if (fail) {
+          stream.destroy(fail);
+          throw fail;
+        }
+        stream.end();
+        return { tool: "fake 1.0", warnings: ["be careful"], details: { db: "y" } };
+      })();
+      done.catch(() => {});
+      return {
+        artifact: "db.raw",
+        format: "raw",
+        stream,
+        inventory: Promise.resolve({ kind: "fake", counts: "exact", tables: { t: 3 } }),
+        done,
+      };
+    },
+  };
+}
+
+async function plaintext(target: MemoryTarget, k: string): Promise<Buffer> {
+  const sealed = await getBuffer(target, k);
+  const out: Buffer[] = [];
+  for await (const c of Readable.from([sealed])
+    .pipe(createDecryptStream([key.identity], k))
+    .pipe(createDecompressStream()))
+    out.push(c as Buffer);
+  return Buffer.concat(out);
+}
+
+describe("runBackup", () => {
+  it("stores the same encrypted snapshot on every target, manifest last, and the bytes decrypt back", async () => {
+    const data = Array.from({ length: 40 }, () => randomBytes(100_000));
+    const a = new MemoryTarget("a");
+    const b = new MemoryTarget("b");
+    const result = await runBackup({ job, config, source: fakeSource(data), targets: [a, b] });
+    expect(result.ok).toBe(true);
+    expect(result.rawBytes).toBe(4_000_000);
+    for (const t of [a, b]) {
+      const { complete } = await listSnapshots(t, "app");
+      expect(complete.map((m) => m.snapshotId)).toEqual([result.snapshotId]);
+      const m = complete[0]!;
+      expect(m.target).toBe(t.name);
+      expect(m.warnings).toEqual(["be careful"]);
+      const k = `app/snapshots/${result.snapshotId}/db.raw.zst.age`;
+      expect((await plaintext(t, k)).equals(Buffer.concat(data))).toBe(true);
+      const inv = JSON.parse((await plaintext2(t, `app/snapshots/${result.snapshotId}/inventory.json.age`)).toString());
+      expect(inv.tables).toEqual({ t: 3 });
+    }
+    const ma = (await listSnapshots(a, "app")).complete[0]!;
+    const mb = (await listSnapshots(b, "app")).complete[0]!;
+    expect(ma.artifacts[0]!.sha256).toBe(mb.artifacts[0]!.sha256);
+  });
+
+  it("writes no manifest anywhere when the dump fails, and rejects with the dump's message", async () => {
+    const a = new MemoryTarget("a");
+    const b = new MemoryTarget("b");
+    await expect(
+      runBackup({
+        job,
+        config,
+        source: fakeSource([randomBytes(50_000)], new Error("pg_dump exited with 1: no such database")),
+        targets: [a, b],
+      }),
+    ).rejects.toThrow(/no such database/);
+    for (const t of [a, b]) expect((await listSnapshots(t, "app")).complete).toEqual([]);
+  });
+
+  it("keeps going when one target fails and reports it", async () => {
+    const a = new MemoryTarget("a");
+    const broken = new MemoryTarget("b");
+    broken.put = async (_k: string, body: Readable, _o?: PutOptions): Promise<StoredObject> => {
+      body.resume();
+      throw new Error("disk full");
+    };
+    const result = await runBackup({ job, config, source: fakeSource([randomBytes(300_000)]), targets: [a, broken] });
+    expect(result.ok).toBe(false);
+    expect(result.targets).toMatchObject([
+      { target: "a", ok: true },
+      { target: "b", ok: false, error: expect.stringMatching(/disk full/) },
+    ]);
+    expect((await listSnapshots(a, "app")).complete).toHaveLength(1);
+  });
+});
+
+async function plaintext2(target: MemoryTarget, k: string): Promise<Buffer> {
+  const sealed = await getBuffer(target, k);
+  const out: Buffer[] = [];
+  for await (const c of Readable.from([sealed]).pipe(createDecryptStream([key.identity], k))) out.push(c as Buffer);
+  return Buffer.concat(out);
+}
