@@ -63,8 +63,50 @@ export const postgresSourceSchema = z
   })
   .strict();
 
+/** A MySQL or MariaDB server: one database (from the URL), several (`databases`) or all (`all: true`). */
+export const mysqlSourceSchema = z
+  .object({
+    type: z.literal("mysql"),
+    /** mysql://user:pass@host:3306/db */
+    url: z.string().min(1, "give the connection URL, e.g. mysql://user:pass@host:3306/db"),
+    boundary: boundarySchema,
+    /** Back up these databases instead of the URL's one. */
+    databases: z.array(z.string().min(1)).optional(),
+    /** Back up every non-system database. */
+    all: z.boolean().default(false),
+    /** Extra arguments for mariadb-dump/mysqldump. */
+    dumpArgs: z.array(z.string()).default([]),
+  })
+  .strict();
+
+/** A SQLite database file. */
+export const sqliteSourceSchema = z
+  .object({
+    type: z.literal("sqlite"),
+    /** Path of the database file. */
+    path: z.string().min(1, "give the database file's path"),
+    boundary: boundarySchema,
+    /** How long to wait for a lock held by a writer before failing, in milliseconds. */
+    lockTimeoutMs: z.number().int().positive().default(30_000),
+  })
+  .strict();
+
+/** A directory tree (uploads, attachments, anything an application keeps on disk). */
+export const volumeSourceSchema = z
+  .object({
+    type: z.literal("volume"),
+    /** Absolute path of the directory. */
+    path: z.string().min(1, "give the directory's absolute path"),
+    boundary: boundarySchema,
+    /** Glob patterns (relative to path) left out of the backup, e.g. ["cache/**", "*.tmp"]. */
+    exclude: z.array(z.string()).default([]),
+    /** An unreadable file fails the backup ("fail", the default) or is skipped with a warning ("warn"). */
+    onUnreadable: z.enum(["fail", "warn"]).default("fail"),
+  })
+  .strict();
+
 /** Any source. */
-export const sourceSchema = z.discriminatedUnion("type", [postgresSourceSchema]);
+export const sourceSchema = z.discriminatedUnion("type", [postgresSourceSchema, mysqlSourceSchema, sqliteSourceSchema, volumeSourceSchema]);
 
 /** The top-level backup.config.ts. */
 export const configSchema = z
@@ -121,7 +163,10 @@ export const drillSchema = z
     maxAge: durationSchema.default("8d"),
     checks: z
       .object({
+        /** Database jobs: every table's restored count must equal the count captured in the dump's snapshot. */
         rowCounts: z.enum(["exact", "off"]).default("exact"),
+        /** Volume jobs: every file present with its recorded size and sha256, no extra files, symlinks unchanged. */
+        files: z.enum(["exact", "off"]).default("exact"),
         queries: z
           .array(
             z
@@ -137,7 +182,7 @@ export const drillSchema = z
           .default([]),
       })
       .strict()
-      .default({ rowCounts: "exact", queries: [] }),
+      .default({ rowCounts: "exact", files: "exact", queries: [] }),
   })
   .strict();
 
@@ -152,3 +197,6 @@ export type S3TargetConfig = z.output<typeof s3TargetSchema>;
 export type FilesystemTargetConfig = z.output<typeof filesystemTargetSchema>;
 export type SourceConfig = z.output<typeof sourceSchema>;
 export type PostgresSourceConfig = z.output<typeof postgresSourceSchema>;
+export type MysqlSourceConfig = z.output<typeof mysqlSourceSchema>;
+export type SqliteSourceConfig = z.output<typeof sqliteSourceSchema>;
+export type VolumeSourceConfig = z.output<typeof volumeSourceSchema>;

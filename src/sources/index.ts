@@ -1,7 +1,10 @@
 import type { SourceConfig } from "../config/schema.ts";
 import { ConfigError } from "../errors.ts";
+import { MysqlSource } from "./mysql.ts";
 import { PostgresSource } from "./postgres.ts";
 import type { Source } from "./source.ts";
+import { SqliteSource } from "./sqlite.ts";
+import { VolumeSource } from "./volume.ts";
 
 /** A source kind, as written in a job's `source.type`. */
 export type SourceKind = SourceConfig["type"];
@@ -27,3 +30,6 @@ export function createSource(config: SourceConfig): Source {
 }
 
 registerSource("postgres", (config) => new PostgresSource(config));
+registerSource("mysql", (config) => new MysqlSource(config));
+registerSource("sqlite", (config) => new SqliteSource(config));
+registerSource("volume", (config) => new VolumeSource(config));
