@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { backupCommand } from "./backup.ts";
+import { drillCommand } from "./drill.ts";
 import { reportError } from "./exit.ts";
 import { keygenCommand } from "./keygen.ts";
 import { snapshotsCommand } from "./snapshots.ts";
+import { verifyCommand } from "./verify.ts";
 
 /** Builds the program with every command. */
 export function buildProgram(): Command {
@@ -14,7 +16,7 @@ export function buildProgram(): Command {
     .option("--json", "print machine-readable JSON on stdout")
     .showHelpAfterError()
     .exitOverride();
-  for (const make of [keygenCommand, backupCommand, snapshotsCommand]) {
+  for (const make of [keygenCommand, backupCommand, snapshotsCommand, drillCommand, verifyCommand]) {
     program.addCommand(make().copyInheritedSettings(program));
   }
   return program;

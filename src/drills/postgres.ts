@@ -1,10 +1,110 @@
-import { code, LifeboatError } from "../errors.ts";
-import type { DrillKind, Scratch } from "./kind.ts";
+import { availableParallelism } from "node:os";
+import type pg from "pg";
+import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
+import { stripPassword } from "../secret.ts";
+import { connectPostgres, countTables, parsePostgresUrl, restorePostgres } from "../sources/postgres.ts";
+import { compareCounts, evaluateQuery, singleNumber } from "./checks.ts";
+import type { CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
 
-/** PostgreSQL drills (filled in next). */
+/** The same server, as far as a URL can tell: host (case-insensitive, localhost ≈ 127.0.0.1 ≈ ::1) and port. */
+export function sameServer(a: string, b: string): boolean {
+  const pa = parsePostgresUrl(a);
+  const pb = parsePostgresUrl(b);
+  const local = (h: string) =>
+    ["localhost", "127.0.0.1", "::1", "[::1]"].includes(h.toLowerCase()) || h.startsWith("/") ? "local" : h.toLowerCase();
+  return local(pa.host) === local(pb.host) && pa.port === pb.port;
+}
+
+/** The URL of another database on the same server. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  u.searchParams.delete("dbname");
+  return u.toString();
+}
+
+/** A scratch database name: prefixed, random, within PostgreSQL's 63-byte identifier limit. */
+export function scratchName(job: string, runId: string): string {
+  return `lifeboat_drill_${job.replace(/-/g, "_").slice(0, 30)}_${runId}`.toLowerCase();
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = await connectPostgres(url);
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Restores PostgreSQL snapshots into a fresh database on scratch.postgres, counts and queries it, drops it. */
 export const postgresDrillKind: DrillKind = {
   kind: "postgres",
-  async createScratch(): Promise<Scratch> {
-    throw new LifeboatError(code.config, "drills of postgres jobs are not supported yet");
+  async createScratch(ctx: ScratchContext): Promise<Scratch> {
+    const admin = ctx.config.scratch.postgres;
+    if (!admin) {
+      throw new ConfigError("scratch.postgres is not set: drills need a server to restore into", {
+        hint: 'set scratch: { postgres: "postgres://user@scratch-host:5432/postgres" } in backup.config.ts (a role that may CREATE DATABASE)',
+      });
+    }
+    if (ctx.job.source.type !== "postgres") throw new Error("postgres drill for a non-postgres job");
+    const source = ctx.job.source.url;
+    const name = scratchName(ctx.job.name, ctx.runId);
+    const adminDb = parsePostgresUrl(admin).database;
+    const sourceDb = parsePostgresUrl(source).database;
+    // Drills never touch the source: the scratch connection must not be the source database itself, and the new
+    // database must not carry the source's name on the source's server.
+    if (sameServer(admin, source) && (adminDb === sourceDb || name === sourceDb)) {
+      throw new RefusedError(
+        `drill of job "${ctx.job.name}": scratch.postgres (${stripPassword(admin)}) is the job's own source database`,
+        {
+          hint: "point scratch.postgres at a maintenance database (e.g. /postgres) or, better, at another server",
+        },
+      );
+    }
+    const url = withDatabase(admin, name);
+    let created = false;
+    await withClient(admin, async (c) => {
+      await c.query(`create database ${quoteIdent(name)}`);
+      created = true;
+    }).catch((err) => {
+      throw new LifeboatError(code.failed, `create scratch database ${name} on ${stripPassword(admin)}: ${messageOf(err)}`, {
+        cause: err,
+        hint: "the scratch.postgres role needs CREATEDB",
+      });
+    });
+    return {
+      location: `${name} on ${stripPassword(withDatabase(admin, name))}`,
+      async restore(input, signal) {
+        const file = await input.file();
+        await restorePostgres({ url, file, jobs: Math.max(1, Math.min(4, availableParallelism())), signal });
+      },
+      async check(inventory, drill, _signal): Promise<CheckResult[]> {
+        return withClient(url, async (c) => {
+          const out: CheckResult[] = [];
+          if (drill.checks.rowCounts !== "off") {
+            out.push(compareCounts(inventory.tables ?? {}, await countTables(c), inventory.counts));
+          }
+          for (const q of drill.checks.queries) {
+            try {
+              const r = await c.query(q.sql);
+              out.push(evaluateQuery(q, singleNumber(r.rows)));
+            } catch (err) {
+              out.push(evaluateQuery(q, { error: messageOf(err) }));
+            }
+          }
+          return out;
+        });
+      },
+      async drop() {
+        if (!created) return;
+        await withClient(admin, (c) => c.query(`drop database if exists ${quoteIdent(name)} with (force)`));
+        created = false;
+      },
+    };
   },
 };

@@ -481,6 +481,8 @@ export type RestoreInput = { input: Readable; file?: undefined; jobs?: undefined
 export type RestorePostgresOptions = RestoreInput & {
   /** The database to restore into; it must exist. */
   url: string;
+  /** Drop the dump's objects before recreating them (--clean --if-exists): for a confirmed overwrite only. */
+  clean?: boolean;
   signal?: AbortSignal;
 };
 
@@ -499,6 +501,7 @@ export async function restorePostgres(opts: RestorePostgresOptions): Promise<{ w
   // A conninfo string, so a database name containing "=" is not taken for one; the rest comes from the environment.
   const dbname = `dbname='${p.database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
   const args = ["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", `--dbname=${dbname}`];
+  if (opts.clean) args.push("--clean", "--if-exists");
   if (opts.file !== undefined) args.push(`--jobs=${opts.jobs ?? 1}`, opts.file);
   const child = spawn("pg_restore", args, { env: childEnv(p), stdio: [opts.input ? "pipe" : "ignore", "ignore", "pipe"] });
   const stderr = stderrTail(child.stderr as Readable);

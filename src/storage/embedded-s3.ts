@@ -5,7 +5,7 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type S3rver from "s3rver";
 
 /** The static credentials s3rver accepts. */
-export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
+export const EMBEDDED_S3_CREDENTIALS = Object.freeze({ accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
 
 /** A running embedded S3 server. */
 export interface EmbeddedS3 {
@@ -47,7 +47,7 @@ export async function createBucket(endpoint: string, bucket: string): Promise<vo
     region: "us-east-1",
     endpoint,
     forcePathStyle: true,
-    credentials: EMBEDDED_S3_CREDENTIALS,
+    credentials: { ...EMBEDDED_S3_CREDENTIALS },
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });

@@ -73,7 +73,8 @@ export class S3Target implements Target {
       endpoint: config.endpoint,
       forcePathStyle: config.forcePathStyle,
       // Without static credentials the SDK's default chain applies (environment, profile, instance role).
-      credentials: config.credentials,
+      // A copy: the SDK annotates the object it is given ($source), which would leak into the caller's config.
+      credentials: config.credentials ? { ...config.credentials } : undefined,
       // The SDK's default request checksums (CRC32 trailers) are rejected by several S3-compatible servers;
       // integrity is covered by the sha256 of every object in the manifest.
       requestChecksumCalculation: "WHEN_REQUIRED",

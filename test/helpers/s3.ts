@@ -50,7 +50,7 @@ export async function multipartLeftovers(config: S3TargetConfig): Promise<string
     region: config.region,
     endpoint: config.endpoint,
     forcePathStyle: config.forcePathStyle,
-    credentials: config.credentials,
+    credentials: config.credentials ? { ...config.credentials } : undefined,
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });

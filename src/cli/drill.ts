@@ -1,0 +1,77 @@
+import { Command } from "commander";
+import type { DrillRecord } from "../catalog/drill-record.ts";
+import { loadConfig, resolveConfigPath } from "../config/load.ts";
+import { runDrill } from "../drills/runner.ts";
+import { code, LifeboatError } from "../errors.ts";
+import { identityPath, loadIdentities } from "../safety/identity.ts";
+import { duration, globals, print, progressLine } from "./output.ts";
+import { withSignals } from "./signals.ts";
+
+/** `lifeboat drill <name> | --all`: restores snapshots into scratch, checks them and records the evidence. */
+export const drillCommand = (): Command =>
+  new Command("drill")
+    .description("restore a job's newest snapshot into a fresh scratch database or directory, check it, record the evidence")
+    .argument("[drill]", "drill name (a file in restore-drills/)")
+    .option("--all", "run every drill")
+    .option("--snapshot <id>", "restore this snapshot instead of the newest complete one")
+    .option("--identity <file>", "age identity file (default $LIFEBOAT_IDENTITY_FILE)")
+    .action(async (name: string | undefined, opts: { all?: boolean; snapshot?: string; identity?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      if (!name && !opts.all) throw new LifeboatError(code.usage, "name a drill or pass --all", { hint: "lifeboat drill <name> | --all" });
+      if (name && opts.all) throw new LifeboatError(code.usage, "name a drill or pass --all, not both");
+      if (opts.all && opts.snapshot) throw new LifeboatError(code.usage, "--snapshot goes with one named drill, not --all");
+      const loaded = await loadConfig(resolveConfigPath(g.config));
+      const identities = loadIdentities(identityPath(opts.identity));
+      const names = opts.all ? [...loaded.drills.keys()] : [name as string];
+      if (names.length === 0)
+        throw new LifeboatError(code.config, "restore-drills/ declares no drills", {
+          hint: "add restore-drills/<name>.ts with export default defineDrill({...})",
+        });
+      const results: { record: DrillRecord; recordError?: string }[] = [];
+      const progress = progressLine(!g.json);
+      await withSignals(async (signal) => {
+        for (const n of names) {
+          results.push(
+            await runDrill({
+              loaded,
+              drill: n,
+              identities,
+              snapshotId: opts.snapshot,
+              signal,
+              onPhase: (p, d) => progress.update(`drill ${n}: ${p}${d ? ` ${d}` : ""}`),
+            }),
+          );
+          progress.done();
+          if (!g.json) process.stdout.write(`${render(results.at(-1) as (typeof results)[number])}\n`);
+        }
+      });
+      if (g.json) print(true, { ok: results.every((r) => r.record.verdict === "pass" && !r.recordError), drills: results }, () => "");
+      const failed = results.filter((r) => r.record.verdict !== "pass").map((r) => r.record.drill);
+      if (failed.length)
+        throw new LifeboatError(code.failed, `drill(s) failed: ${failed.join(", ")}`, {
+          hint: "see the failed checks above; the record is stored on the target",
+        });
+      const unrecorded = results.filter((r) => r.recordError);
+      if (unrecorded.length)
+        throw new LifeboatError(code.storage, unrecorded.map((r) => r.recordError).join("\n"), {
+          hint: "the drill passed but its evidence is not stored",
+        });
+    });
+
+function render({ record: r, recordError }: { record: DrillRecord; recordError?: string }): string {
+  const lines = [
+    `drill ${r.drill}: ${r.verdict === "pass" ? "PASS" : "FAIL"} — job ${r.job}, snapshot ${r.snapshotId} from ${r.target}`,
+    `  restored into ${r.scratch.location} (dropped); fetch ${duration(r.timings.fetchMs)}, restore ${duration(r.timings.restoreMs)}, checks ${duration(r.timings.checksMs)}; RTO ${duration(r.rtoMs)}`,
+  ];
+  if (r.error) lines.push(`  error: ${r.error}`);
+  for (const c of r.checks) {
+    const exp = c.expected !== undefined ? ` expected ${JSON.stringify(c.expected)}` : "";
+    const act = c.actual !== undefined ? ` found ${JSON.stringify(c.actual)}` : "";
+    lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.kind}: ${c.name}${c.ok ? "" : `${exp}${act}`}${c.detail ? ` — ${c.detail}` : ""}`);
+    for (const m of (c.mismatches ?? []).slice(0, 20))
+      lines.push(`       ${m.item}: expected ${JSON.stringify(m.expected)}, found ${JSON.stringify(m.actual)}`);
+    if ((c.mismatches?.length ?? 0) > 20) lines.push(`       … and ${(c.mismatches?.length ?? 0) - 20} more`);
+  }
+  lines.push(recordError ? `  WARNING: ${recordError}` : `  evidence: ${r.job}/drills/${r.runId}.json on ${r.target}`);
+  return lines.join("\n");
+}

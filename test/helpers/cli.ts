@@ -1,0 +1,46 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const bin = fileURLToPath(new URL("../../bin/lifeboat.js", import.meta.url));
+
+/** What a CLI run printed and how it exited. */
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON, when it is JSON. */
+  json?: unknown;
+}
+
+/**
+ * Starts the real CLI (bin/lifeboat.js) as a child process, without a TTY, as a script or agent would. Asynchronous
+ * on purpose: the embedded S3 server runs in the test process and must keep answering.
+ */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; result: Promise<CliResult> } {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin?.end();
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const result = new Promise<CliResult>((resolve) => {
+    child.on("close", (status, signal) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {}
+      resolve({ status, signal, stdout, stderr, json });
+    });
+  });
+  return { child, result };
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return startCli(args, env).result;
+}
