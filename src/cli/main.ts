@@ -4,6 +4,7 @@ import { backupCommand } from "./backup.ts";
 import { drillCommand } from "./drill.ts";
 import { reportError } from "./exit.ts";
 import { keygenCommand } from "./keygen.ts";
+import { restoreCommand } from "./restore.ts";
 import { snapshotsCommand } from "./snapshots.ts";
 import { verifyCommand } from "./verify.ts";
 
@@ -16,7 +17,7 @@ export function buildProgram(): Command {
     .option("--json", "print machine-readable JSON on stdout")
     .showHelpAfterError()
     .exitOverride();
-  for (const make of [keygenCommand, backupCommand, snapshotsCommand, drillCommand, verifyCommand]) {
+  for (const make of [keygenCommand, backupCommand, snapshotsCommand, drillCommand, verifyCommand, restoreCommand]) {
     program.addCommand(make().copyInheritedSettings(program));
   }
   return program;

@@ -53,3 +53,27 @@ export interface DrillKind {
   /** Creates the scratch place. Rejects with RefusedError if it could touch the source. */
   createScratch(ctx: ScratchContext): Promise<Scratch>;
 }
+
+/** A real restore destination named by the user (`lifeboat restore --to`), never a scratch place. */
+export interface Destination {
+  /** What a person must type to confirm an overwrite (the database name, the directory path). */
+  readonly confirmName: string;
+  /** How to show it (no credentials). */
+  readonly display: string;
+  /** What is there now: empty when missing or holding no data; otherwise lines saying what would be destroyed. */
+  inspect(signal: AbortSignal): Promise<{ empty: boolean; lines: string[] }>;
+  /** Restores into it; overwrite is true only after a person confirmed. */
+  restore(input: ArtifactInput, opts: { overwrite: boolean }, signal: AbortSignal): Promise<void>;
+}
+
+/** What a kind needs to open a restore destination. */
+export interface DestinationContext {
+  config: Config;
+  job: Job;
+  manifest: Manifest;
+}
+
+/** Kinds that support `lifeboat restore` implement this beside DrillKind. */
+export interface RestoreKind {
+  openDestination(to: string, ctx: DestinationContext): Promise<Destination>;
+}

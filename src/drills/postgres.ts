@@ -4,7 +4,7 @@ import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../er
 import { stripPassword } from "../secret.ts";
 import { connectPostgres, countTables, parsePostgresUrl, restorePostgres } from "../sources/postgres.ts";
 import { compareCounts, evaluateQuery, singleNumber } from "./checks.ts";
-import type { CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
+import type { CheckResult, Destination, DrillKind, RestoreKind, Scratch, ScratchContext } from "./kind.ts";
 
 /** The same server, as far as a URL can tell: host (case-insensitive, localhost ≈ 127.0.0.1 ≈ ::1) and port. */
 export function sameServer(a: string, b: string): boolean {
@@ -42,8 +42,9 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 /** Restores PostgreSQL snapshots into a fresh database on scratch.postgres, counts and queries it, drops it. */
-export const postgresDrillKind: DrillKind = {
+export const postgresDrillKind: DrillKind & RestoreKind = {
   kind: "postgres",
+  openDestination: (to) => openPostgresDestination(to),
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
     const admin = ctx.config.scratch.postgres;
     if (!admin) {
@@ -108,3 +109,60 @@ export const postgresDrillKind: DrillKind = {
     };
   },
 };
+
+/** Tables and rows of a database's user relations, for the overwrite warning; undefined if the database is missing. */
+async function describeDatabase(url: string): Promise<{ tables: Record<string, number>; other: number } | undefined> {
+  try {
+    return await withClient(url, async (c) => {
+      const tables = await countTables(c);
+      // Views, sequences, functions and types count as "not empty" too: a restore would collide with them.
+      const r = await c.query(`select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname not in ('pg_catalog','information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+          and c.relkind in ('v','m','S','f','p')`);
+      return { tables, other: (r.rows[0] as { n: number }).n };
+    });
+  } catch (err) {
+    if (/does not exist/i.test(messageOf(err))) return undefined;
+    throw err;
+  }
+}
+
+/** Opens a PostgreSQL database as a restore destination; a missing database is created on the same server. */
+export async function openPostgresDestination(to: string): Promise<Destination> {
+  const p = parsePostgresUrl(to);
+  const display = `${p.database} on ${stripPassword(withDatabase(to, p.database))}`;
+  let exists = true;
+  return {
+    confirmName: p.database,
+    display,
+    async inspect() {
+      const d = await describeDatabase(to);
+      if (!d) {
+        exists = false;
+        return { empty: true, lines: [`database ${display} does not exist; it will be created`] };
+      }
+      const rows = Object.values(d.tables).reduce((a, b) => a + b, 0);
+      const n = Object.keys(d.tables).length;
+      if (n === 0 && d.other === 0) return { empty: true, lines: [`database ${display} exists and is empty`] };
+      const top = Object.entries(d.tables)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([t, c]) => `    ${t}: ${c} rows`);
+      return {
+        empty: false,
+        lines: [
+          `database ${display} HOLDS DATA: ${n} tables, ${rows} rows, ${d.other} other objects`,
+          ...top,
+          "  objects in the snapshot will be dropped and recreated (pg_restore --clean)",
+        ],
+      };
+    },
+    async restore(input, opts, signal) {
+      if (!exists) {
+        await withClient(withDatabase(to, "postgres"), (c) => c.query(`create database ${quoteIdent(p.database)}`));
+      }
+      const file = await input.file();
+      await restorePostgres({ url: to, file, jobs: Math.max(1, Math.min(4, availableParallelism())), clean: opts.overwrite, signal });
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countTables } from "../../src/sources/postgres.ts";
+import { makeKey } from "../helpers/age.ts";
+import { runCli } from "../helpers/cli.ts";
+import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/pg.ts";
+import { writeProject } from "../helpers/project.ts";
+import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
+
+// The guarded restore: empty or missing destinations restore, one holding data needs a person at a terminal.
+let source: TestDatabase;
+let s3: S3TestServer;
+let key: Awaited<ReturnType<typeof makeKey>>;
+let project: { config: string };
+const bin = fileURLToPath(new URL("../../bin/lifeboat.js", import.meta.url));
+const ptyHelper = fileURLToPath(new URL("../helpers/terminal.py", import.meta.url));
+const env = () => ({ LIFEBOAT_IDENTITY_FILE: key.identityFile });
+const cli = (...args: string[]) => runCli(["--config", project.config, ...args], env());
+
+async function counts(db: TestDatabase | string): Promise<Record<string, number>> {
+  const url = typeof db === "string" ? db : db.url;
+  const pg = (await import("pg")).default;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await countTables(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Runs the CLI under a pseudo-terminal (as a person would), answering the confirmation prompt. */
+function atTerminal(answer: string, args: string[]): Promise<{ status: number | null; out: string }> {
+  const { CI: _ci, ...rest } = process.env;
+  const child = spawn("python3", [ptyHelper, "to continue", answer, "--", process.execPath, bin, "--config", project.config, ...args], {
+    env: { ...rest, ...env() },
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  return new Promise((resolve) => child.on("close", (status) => resolve({ status, out })));
+}
+
+beforeAll(async () => {
+  [source, s3, key] = await Promise.all([createTestDatabase(), startS3Server(), makeKey()]);
+  const c = await source.client();
+  await c.query(`create table items (id serial primary key, name text); insert into items (name) select 'item ' || g from generate_series(1, 5000) g;
+                 create table "Audit Log" (at timestamptz default now()); insert into "Audit Log" default values;`);
+  await c.end();
+  project = writeProject({
+    "backup.config.ts": `import { defineConfig } from "lifeboat";
+export default defineConfig({ encryption: { recipients: ["${key.recipient}"] }, targets: { offsite: ${JSON.stringify(s3.config("r"))} }, scratch: { postgres: "${adminUrl}" } });
+`,
+    "jobs/app.ts": `import { defineJob } from "lifeboat";
+export default defineJob({ name: "app", source: { type: "postgres", url: "${source.url}", boundary: "pg" }, targets: ["offsite"] });
+`,
+  });
+  const r = await cli("backup", "app");
+  expect(r.status, r.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([source?.drop(), s3?.stop()]);
+});
+
+describe("lifeboat restore (postgres)", () => {
+  it("restores into a database that does not exist yet (created) with every row", async () => {
+    const name = `lifeboat_test_new_${Date.now()}`;
+    const url = source.url.replace(source.name, name);
+    try {
+      const r = await cli("--json", "restore", "app", "--to", url);
+      expect(r.status, r.stderr).toBe(0);
+      expect(await counts(url)).toEqual(await counts(source));
+    } finally {
+      await withAdmin((c) => c.query(`drop database if exists "${name}" with (force)`));
+    }
+  });
+
+  it("restores into an existing empty database", async () => {
+    const empty = await createTestDatabase();
+    try {
+      const r = await cli("restore", "app", "--to", empty.url);
+      expect(r.status, r.stderr).toBe(0);
+      expect(await counts(empty)).toEqual({ 'public."Audit Log"': 1, "public.items": 5000 });
+      expect(r.stderr).toMatch(/snapshot holds 2 tables, 5001 rows/);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it("refuses a database that holds data without a person at a terminal: exit 3, every row in place", async () => {
+    const busy = await createTestDatabase();
+    try {
+      const c = await busy.client();
+      await c.query("create table precious (x int); insert into precious select generate_series(1, 42);");
+      await c.end();
+      const piped = await cli("restore", "app", "--to", busy.url);
+      expect(piped.status).toBe(3);
+      expect(piped.stderr).toMatch(/refusing to overwrite .* holds data and standard input and output are not an interactive terminal/);
+      const yes = await cli("restore", "app", "--to", busy.url, "--yes");
+      expect(yes.status).toBe(2);
+      // A terminal with CI set is refused too.
+      const ci = await runCli(["--config", project.config, "restore", "app", "--to", busy.url], { ...env(), CI: "true" });
+      expect(ci.status).toBe(3);
+      expect(await counts(busy)).toEqual({ "public.precious": 42 });
+    } finally {
+      await busy.drop();
+    }
+  });
+
+  it("at a terminal, a wrong name refuses and the right name restores", async () => {
+    const busy = await createTestDatabase();
+    try {
+      const c = await busy.client();
+      await c.query("create table items (id int); insert into items values (1);");
+      await c.end();
+      const wrong = await atTerminal("not-the-name", ["restore", "app", "--to", busy.url]);
+      expect(wrong.out).toMatch(/HOLDS DATA: 1 tables, 1 rows/);
+      expect(wrong.status).toBe(3);
+      expect(await counts(busy)).toEqual({ "public.items": 1 });
+      const right = await atTerminal(busy.name, ["restore", "app", "--to", busy.url]);
+      expect(right.status, right.out).toBe(0);
+      expect(await counts(busy)).toEqual({ 'public."Audit Log"': 1, "public.items": 5000 });
+    } finally {
+      await busy.drop();
+    }
+  });
+});
