@@ -104,10 +104,22 @@ export default defineJob({
 });
 `,
     );
+    writeFileSync(
+      join(dir, "restore-drills", "demo-db.ts"),
+      `import { defineDrill } from "lifeboat";
+export default defineDrill({
+  name: "demo-db-drill",
+  job: "demo-db",
+  checks: { rowCounts: "exact", queries: [{ name: "orders exist", sql: "select count(*) from orders", min: 1 }] },
+});
+`,
+    );
     say("Backing up demo-db");
     if ((await lifeboat(dir, "backup", "demo-db")) !== 0) return 1;
     say("Listing its snapshots, read from the bucket alone");
     if ((await lifeboat(dir, "snapshots", "demo-db")) !== 0) return 1;
+    say("Drilling it: restore into a fresh scratch database, compare every table's row count, run a query, drop it");
+    if ((await lifeboat(dir, "drill", "demo-db-drill")) !== 0) return 1;
     say(`Done. The config, the key and the bucket's files are in ${dir}`);
     return 0;
   } finally {

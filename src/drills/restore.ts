@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Manifest } from "../catalog/manifest.ts";
@@ -64,6 +64,8 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
     const artifact = manifest.artifacts[0];
     if (!artifact) throw new LifeboatError(code.integrity, `snapshot ${manifest.snapshotId} lists no artifact`);
     const inventory = await readInventory(target, manifest, opts.identities);
+    // The scratch area is lifeboat's own: created on first use, readable by its owner only (restored data is sensitive).
+    if (opts.loaded.config.scratch.directory) await mkdir(opts.loaded.config.scratch.directory, { recursive: true, mode: 0o700 });
     const dest = await kind.openDestination(opts.to, { config: opts.loaded.config, job, manifest });
     const state = await dest.inspect(signal);
     const tables = inventory.tables ? Object.keys(inventory.tables).length : undefined;

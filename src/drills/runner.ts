@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DrillRecord, writeDrillRecord } from "../catalog/drill-record.ts";
@@ -88,6 +88,8 @@ async function drillOn(target: Target, drill: LoadedDrill, job: LoadedJob, opts:
     if (!artifact) throw new LifeboatError(code.integrity, `snapshot ${manifest.snapshotId} lists no artifact`);
     // The inventory first: small, and a wrong identity shows here before anything is created.
     const inventory = await readInventory(target, manifest, opts.identities);
+    // The scratch area is lifeboat's own: created on first use, readable by its owner only (restored data is sensitive).
+    if (opts.loaded.config.scratch.directory) await mkdir(opts.loaded.config.scratch.directory, { recursive: true, mode: 0o700 });
     scratch = await kind.createScratch({ config: opts.loaded.config, job, manifest, runId: randomBytes(4).toString("hex"), signal });
     const input: ArtifactInput = {
       stream: () => openArtifact(target, manifest, artifact, opts.identities, signal),
