@@ -30,7 +30,27 @@ export const s3TargetSchema = z
     endpoint: z.string().url().optional(),
     /** Path-style addressing, needed by most self-hosted servers. */
     forcePathStyle: z.boolean().default(false),
+    /** Credentials for every role, unless a role has its own under `roles`. */
     credentials: s3CredentialsSchema.optional(),
+    /**
+     * Separate credentials per role: writer (backup: put only), reader (drill, verify, report, restore),
+     * pruner (retention). A role without its own falls back to `credentials`, then to the SDK's default chain.
+     */
+    roles: z
+      .object({
+        writer: s3CredentialsSchema.optional(),
+        reader: s3CredentialsSchema.optional(),
+        pruner: s3CredentialsSchema.optional(),
+      })
+      .strict()
+      .default({}),
+    /** S3 Object Lock retention put on every object written (the bucket must have Object Lock enabled). */
+    objectLock: z
+      .object({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), days: z.number().int().min(1).max(36500) })
+      .strict()
+      .optional(),
+    /** Refuse to back up (exit 3) when the writer credential can delete objects here. */
+    requireImmutable: z.boolean().default(false),
     /** Multipart part size in MiB (5–5120); bigger parts mean fewer requests and more memory. */
     partSizeMiB: z.number().int().min(5).max(5120).default(16),
     /** Parts uploaded at once per object. */
@@ -126,6 +146,45 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** The scheduler (`lifeboat daemon`). */
+    daemon: z
+      .object({
+        /** IANA time zone the cron expressions are read in. */
+        timezone: z.string().default("UTC"),
+        /** Most jobs and drills running at once. */
+        concurrency: z.number().int().min(1).max(64).default(2),
+        /** Retries of a failed run, with exponential backoff starting at backoffSeconds. */
+        retry: z
+          .object({ attempts: z.number().int().min(0).max(20).default(2), backoffSeconds: z.number().min(0).default(30) })
+          .strict()
+          .default({ attempts: 2, backoffSeconds: 30 }),
+        /** Seconds in-flight runs get to finish after SIGTERM before they are aborted. */
+        shutdownGraceSeconds: z.number().min(0).default(60),
+        /** /metrics and /healthz; loopback by default. Set port 0 to turn the endpoint off. */
+        metrics: z
+          .object({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65535).default(9464) })
+          .strict()
+          .default({ host: "127.0.0.1", port: 9464 }),
+        /** Run retention (prune) after each successful backup; off unless turned on. */
+        prune: z.boolean().default(false),
+      })
+      .strict()
+      .default({
+        timezone: "UTC",
+        concurrency: 2,
+        retry: { attempts: 2, backoffSeconds: 30 },
+        shutdownGraceSeconds: 60,
+        metrics: { host: "127.0.0.1", port: 9464 },
+        prune: false,
+      }),
+    /** Where failures and staleness are announced. */
+    notifications: z
+      .object({
+        /** Webhook URLs receiving a JSON body with a Slack-compatible `text` field. */
+        webhooks: z.array(z.string().url()).default([]),
+      })
+      .strict()
+      .default({ webhooks: [] }),
     /** zstd level used for every artifact (1 is fast and usually enough). */
     compression: z
       .object({ level: z.number().int().min(1).max(19).default(1) })
@@ -136,6 +195,24 @@ export const configSchema = z
 
 /** A duration like "30m", "6h", "7d", "2w". */
 export const durationSchema = z.string().regex(/^\d+(s|m|h|d|w)$/, 'use a duration like "30m", "6h" or "7d"');
+
+/** Which snapshots retention keeps: the newest in each natural calendar period, plus the last N. */
+export const retentionSchema = z
+  .object({
+    keepLast: z.number().int().min(1).default(1),
+    keepHourly: z.number().int().min(0).default(0),
+    keepDaily: z.number().int().min(0).default(0),
+    keepWeekly: z.number().int().min(0).default(0),
+    keepMonthly: z.number().int().min(0).default(0),
+    keepYearly: z.number().int().min(0).default(0),
+    /** Nothing younger than this is ever deleted. */
+    minAge: durationSchema.default("1d"),
+    /** Days between marking a snapshot for deletion and deleting it (undelete works until then). */
+    graceDays: z.number().int().min(0).default(7),
+    /** IANA time zone for the calendar periods (default: UTC). */
+    timezone: z.string().default("UTC"),
+  })
+  .strict();
 
 /** One backup job (jobs/<name>.ts). */
 export const jobSchema = z
@@ -148,6 +225,10 @@ export const jobSchema = z
     schedule: z.string().optional(),
     /** Recovery point objective: the oldest the newest snapshot may be. */
     rpo: durationSchema.optional(),
+    /** Snapshots to keep; pruning marks the rest, then deletes them after graceDays (see docs/SECURITY.md). */
+    retention: retentionSchema.optional(),
+    /** Dead-man's switch: pinged on start (<url>/start), success (<url>) and failure (<url>/fail). */
+    ping: z.string().url().optional(),
   })
   .strict();
 
@@ -196,6 +277,7 @@ export type TargetConfig = z.output<typeof targetSchema>;
 export type S3TargetConfig = z.output<typeof s3TargetSchema>;
 export type FilesystemTargetConfig = z.output<typeof filesystemTargetSchema>;
 export type SourceConfig = z.output<typeof sourceSchema>;
+export type Retention = z.output<typeof retentionSchema>;
 export type PostgresSourceConfig = z.output<typeof postgresSourceSchema>;
 export type MysqlSourceConfig = z.output<typeof mysqlSourceSchema>;
 export type SqliteSourceConfig = z.output<typeof sqliteSourceSchema>;

@@ -36,6 +36,8 @@ export async function startS3Server(): Promise<S3TestServer> {
       partSizeMiB: 5,
       queueSize: 4,
       boundary: "test:s3rver",
+      roles: {},
+      requireImmutable: false,
     }),
     async stop() {
       await server.stop();

@@ -24,6 +24,8 @@ describe("storage registry", () => {
       partSizeMiB: 16,
       queueSize: 4,
       boundary: "aws",
+      roles: {},
+      requireImmutable: false,
     });
     expect([s3.name, s3.kind]).toEqual(["offsite", "s3"]);
     await s3.close?.();

@@ -41,6 +41,8 @@ describe.runIf(real)("real S3 endpoint", () => {
       partSizeMiB: 5,
       queueSize: 4,
       boundary: "test:real-s3",
+      roles: {},
+      requireImmutable: false,
     };
     const target = new S3Target("real", config);
     const sweeper = new S3Target("real", config);
