@@ -7,10 +7,8 @@ import { ConfigError, code, LifeboatError, messageOf, RefusedError, wrap } from 
 import type { Inventory } from "../sources/source.ts";
 import { isWithin } from "../sources/sqlite.ts";
 import { runSqlite, type SqliteOutcome, type SqliteTask } from "../sources/sqlite-worker.ts";
-import type { CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
-
-/** One user query check of a drill: `{ name, sql, min?, max?, equals? }`. */
-export type QueryCheck = Drill["checks"]["queries"][number];
+import { compareCounts, evaluateQuery } from "./checks.ts";
+import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
 
 // How many problems integrity_check lists before it stops: enough to diagnose, bounded for the record.
 const INTEGRITY_LIMIT = 20;
@@ -18,85 +16,23 @@ const INTEGRITY_LIMIT = 20;
 const DETAIL_ITEMS = 5;
 
 /**
- * Compares a restore's row counts with the snapshot's inventory, table by table: every differing count, every
- * table missing from the restore (actual null) and every table the inventory does not know (expected null) is a
- * mismatch. ok only if there is none. (The maintainer may move this to src/drills/checks.ts.)
+ * A query's outcome as the single number a check needs, or the database's error, or what it returned instead.
+ * Stricter than singleNumber in checks.ts: SQLite values are typed, so text that looks like a number is refused.
  */
-export function compareCounts(expected: Record<string, number>, actual: Record<string, number>): CheckResult {
-  const mismatches: { item: string; expected: number | null; actual: number | null }[] = [];
-  const names = [...new Set([...Object.keys(expected), ...Object.keys(actual)])].sort();
-  for (const item of names) {
-    const e = Object.hasOwn(expected, item) ? (expected[item] as number) : null;
-    const a = Object.hasOwn(actual, item) ? (actual[item] as number) : null;
-    if (e !== a) mismatches.push({ item, expected: e, actual: a });
-  }
-  const total = (counts: Record<string, number>) => ({
-    tables: Object.keys(counts).length,
-    rows: Object.values(counts).reduce((s, n) => s + n, 0),
-  });
-  const describe = (m: (typeof mismatches)[number]) =>
-    m.actual === null
-      ? `"${m.item}" missing from the restore`
-      : m.expected === null
-        ? `"${m.item}" not in the snapshot's inventory`
-        : `"${m.item}" expected ${m.expected}, got ${m.actual}`;
-  const shown = mismatches.slice(0, DETAIL_ITEMS).map(describe);
-  if (mismatches.length > DETAIL_ITEMS) shown.push(`and ${mismatches.length - DETAIL_ITEMS} more`);
-  return {
-    kind: "rowCounts",
-    name: "row counts",
-    ok: mismatches.length === 0,
-    expected: total(expected),
-    actual: total(actual),
-    ...(mismatches.length ? { mismatches, detail: `${mismatches.length} of ${names.length} tables differ: ${shown.join("; ")}` } : {}),
-  };
-}
-
-/** What the check expects of a query's value, in words ("= 5", ">= 1", "between 1 and 10", "any number"). */
-function bounds(q: QueryCheck): string {
-  const parts: string[] = [];
-  if (q.equals !== undefined) parts.push(`= ${q.equals}`);
-  if (q.min !== undefined && q.max !== undefined) parts.push(`between ${q.min} and ${q.max}`);
-  else if (q.min !== undefined) parts.push(`>= ${q.min}`);
-  else if (q.max !== undefined) parts.push(`<= ${q.max}`);
-  return parts.length ? parts.join(" and ") : "any number";
-}
-
-/**
- * Judges a user query's outcome: its number against equals, min and max (each given bound must hold; with none,
- * any number passes), or its error, which fails the check with the database's message as detail. (The maintainer
- * may move this to src/drills/checks.ts.)
- */
-export function evaluateQuery(q: QueryCheck, outcome: number | Error): CheckResult {
-  const base = { kind: "query", name: q.name, expected: bounds(q) };
-  if (outcome instanceof Error) return { ...base, ok: false, detail: outcome.message };
-  const failed: string[] = [];
-  if (q.equals !== undefined && outcome !== q.equals) failed.push(`not equal to ${q.equals}`);
-  if (q.min !== undefined && outcome < q.min) failed.push(`below the minimum ${q.min}`);
-  if (q.max !== undefined && outcome > q.max) failed.push(`above the maximum ${q.max}`);
-  return {
-    ...base,
-    actual: outcome,
-    ok: failed.length === 0,
-    ...(failed.length ? { detail: `${outcome} is ${failed.join(" and ")}` } : {}),
-  };
-}
-
-/** A query's rows as the single number a check needs, or an Error saying what it returned instead. */
-function singleNumber(outcome: SqliteOutcome | undefined): number | Error {
-  if (!outcome) return new Error("the query did not run");
-  if (!outcome.ok) return new Error(outcome.message);
+function queryValue(outcome: SqliteOutcome | undefined): { value: number } | { error: string } {
+  if (!outcome) return { error: "the query did not run" };
+  if (!outcome.ok) return { error: outcome.message };
   const rows = outcome.value as unknown[][];
   if (rows.length !== 1 || rows[0]?.length !== 1) {
     const shape = rows.length === 0 ? "no rows" : rows.length > 1 ? "more than one row" : `${rows[0]?.length} columns`;
-    return new Error(`the query returned ${shape}; a query check must return exactly one number (one row, one column)`);
+    return { error: `the query returned ${shape}; it must return exactly one row with one number` };
   }
   const v = rows[0]?.[0];
-  if (typeof v === "bigint") return Number(v);
+  if (typeof v === "bigint") return { value: Number(v) };
   if (typeof v !== "number" || Number.isNaN(v)) {
-    return new Error(`the query returned ${v === null ? "NULL" : typeof v}; a query check must return a number`);
+    return { error: `the query returned ${v === null ? "NULL" : typeof v}, not a number` };
   }
-  return v;
+  return { value: v };
 }
 
 /** The integrity check's result from `PRAGMA integrity_check` rows, or from the error that stopped it. */
@@ -110,12 +46,17 @@ function integrityResult(outcome: SqliteOutcome | undefined): CheckResult {
 
 /** The row-count check: counts of the restored file against the inventory. */
 function rowCountResult(inventory: Inventory, outcome: SqliteOutcome | undefined): CheckResult {
-  const base = { kind: "rowCounts", name: "row counts" };
+  const base = { kind: "rowCounts", name: "row counts equal the backup's snapshot" };
   if (!inventory.tables) return { ...base, ok: false, detail: "the snapshot's inventory holds no table counts" };
   if (!outcome?.ok) return { ...base, ok: false, detail: `counting the restored tables failed: ${outcome?.message ?? "did not run"}` };
-  const result = compareCounts(inventory.tables, outcome.value as Record<string, number>);
-  if (!result.ok && inventory.counts !== "exact") {
-    result.detail = `${result.detail} (the inventory's counts are approximate)`;
+  const result = compareCounts(inventory.tables, outcome.value as Record<string, number>, inventory.counts);
+  const mismatches = result.mismatches ?? [];
+  if (mismatches.length) {
+    // A one-line summary for people reading the record; every mismatch stays in `mismatches`.
+    const shown = mismatches.slice(0, DETAIL_ITEMS).map((m) => `"${m.item}" expected ${m.expected}, got ${m.actual}`);
+    if (mismatches.length > DETAIL_ITEMS) shown.push(`and ${mismatches.length - DETAIL_ITEMS} more`);
+    const n = mismatches.length;
+    result.detail = `${n} ${n === 1 ? "table differs" : "tables differ"}: ${shown.join("; ")}`;
   }
   return result;
 }
@@ -131,7 +72,7 @@ class SqliteScratch implements Scratch {
   }
 
   /** Writes the artifact's plaintext to <dir>/db.sqlite. Rejects with the input's error (code kept) or ABORTED. */
-  async restore(input: Parameters<Scratch["restore"]>[0], signal: AbortSignal): Promise<void> {
+  async restore(input: ArtifactInput, signal: AbortSignal): Promise<void> {
     const where = `restore into ${this.location}`;
     if (signal.aborted) throw new LifeboatError(code.aborted, `${where}: aborted`);
     try {
@@ -164,10 +105,9 @@ class SqliteScratch implements Scratch {
     }
     const results = [integrityResult(outcomes[0])];
     if (counting) results.push(rowCountResult(inventory, outcomes[1]));
-    else results.push({ kind: "rowCounts", name: "row counts", ok: true, detail: 'skipped: checks.rowCounts is "off"' });
     const first = counting ? 2 : 1;
     queries.forEach((q, i) => {
-      results.push(evaluateQuery(q, singleNumber(outcomes[first + i])));
+      results.push(evaluateQuery(q, queryValue(outcomes[first + i])));
     });
     return results;
   }
