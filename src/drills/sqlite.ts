@@ -8,7 +8,8 @@ import type { Inventory } from "../sources/source.ts";
 import { isWithin } from "../sources/sqlite.ts";
 import { runSqlite, type SqliteOutcome, type SqliteTask } from "../sources/sqlite-worker.ts";
 import { compareCounts, evaluateQuery } from "./checks.ts";
-import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
+import { fileDestination } from "./file-destination.ts";
+import type { ArtifactInput, CheckResult, DrillKind, RestoreKind, Scratch, ScratchContext } from "./kind.ts";
 
 // How many problems integrity_check lists before it stops: enough to diagnose, bounded for the record.
 const INTEGRITY_LIMIT = 20;
@@ -133,8 +134,10 @@ async function real(path: string): Promise<string> {
  * createScratch rejects with ConfigError if scratch.directory is unset and with RefusedError if the new directory
  * would be the source database's directory or inside it.
  */
-export const sqliteDrillKind: DrillKind = {
+export const sqliteDrillKind: DrillKind & RestoreKind = {
   kind: "sqlite",
+  // A stale -wal or -shm of the replaced file would be replayed into the restored one.
+  openDestination: async (to) => fileDestination(to, ["-wal", "-shm", "-journal"]),
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
     const { config, job, runId, signal } = ctx;
     if (signal.aborted) throw new LifeboatError(code.aborted, `drill of job "${job.name}": aborted`);
