@@ -57,6 +57,8 @@ export async function listSnapshots(target: Target, job: string): Promise<Snapsh
       else broken.push({ snapshotId: batch[j] as string, error: messageOf(r.reason) });
     });
   }
+  // Ids sort by second; within one second the finish time decides which is newest.
+  complete.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.snapshotId.localeCompare(a.snapshotId));
   const incomplete = [...ids]
     .filter((id) => !withManifest.has(id))
     .sort()

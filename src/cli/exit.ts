@@ -1,6 +1,7 @@
 import { CommanderError } from "commander";
 import { code, LifeboatError } from "../errors.ts";
 import { redact } from "../secret.ts";
+import { jsonPrinted } from "./output.ts";
 
 /** Process exit codes (docs/CLI.md). */
 export const exitCode = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
@@ -53,7 +54,8 @@ export function reportError(err: unknown, json: boolean): number {
   const message = redact(err instanceof Error ? err.message : String(err));
   const hint = err instanceof LifeboatError ? err.hint : undefined;
   const causes = causeChain(err).map((c) => redact(c));
-  if (json) {
+  // One JSON value per run: a command that printed its result (with ok: false) already said what failed.
+  if (json && !jsonPrinted()) {
     const errCode = err instanceof LifeboatError ? err.code : code.failed;
     process.stdout.write(`${JSON.stringify({ ok: false, error: { code: errCode, message, causes, hint, exitCode: status } })}\n`);
   }

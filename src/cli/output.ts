@@ -11,10 +11,19 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
+let printedJson = false;
+
+/** Whether a command already printed its JSON result (then a later error must not print a second JSON value). */
+export function jsonPrinted(): boolean {
+  return printedJson;
+}
+
 /** Prints a result: JSON on stdout with --json, else the text rendering. */
 export function print(json: boolean | undefined, value: unknown, text: () => string): void {
-  if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-  else process.stdout.write(`${text()}\n`);
+  if (json) {
+    printedJson = true;
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  } else process.stdout.write(`${text()}\n`);
 }
 
 /** Formats a byte count for people. */

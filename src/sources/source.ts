@@ -6,7 +6,7 @@ export interface Inventory {
   kind: string;
   /** "exact" when captured in the same snapshot as the dump; "approximate" otherwise. */
   counts: "exact" | "approximate";
-  /** Table name (schema-qualified, quoted where needed) → row count. */
+  /** Table → row count; each source documents its key form (docs/FORMAT.md) and its drills compute the same keys. */
   tables?: Record<string, number>;
   /** Anything else a source wants the drill to know (file list, totals). */
   [extra: string]: unknown;
