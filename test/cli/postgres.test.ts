@@ -191,6 +191,17 @@ describe("failures a user can cause", () => {
     expect(r.stderr).toMatch(/target "offsite".*cannot reach http:\/\/127\.0\.0\.1:1/);
   });
 
+  it("refuses (exit 3) a drill whose scratch server is the source database itself", async () => {
+    const files = projectFiles(db.url);
+    const p = writeProject({
+      ...files,
+      "backup.config.ts": files["backup.config.ts"].replace(`postgres: "${adminUrl}"`, `postgres: "${db.url}"`),
+    });
+    const r = await runCli(["--config", p.config, "drill", "shop"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/scratch\.postgres .* is the job's own source database/);
+  });
+
   it("invalid config and a same-boundary job exit 2", async () => {
     const bad = writeProject({
       ...projectFiles(db.url),
