@@ -44,6 +44,8 @@ export const manifestSchema = z.object({
   artifacts: z.array(artifactSchema).min(1),
   inventory: objectEntrySchema.extend({ counts: z.enum(["exact", "approximate"]) }),
   warnings: z.array(z.string()).default([]),
+  /** S3 Object Lock retention put on every object of this snapshot (target option objectLock); absent when none. */
+  lock: z.object({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), retainUntil: z.string() }).optional(),
   tool: z.object({ name: z.literal("lifeboat"), version: z.string() }),
 });
 

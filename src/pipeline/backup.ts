@@ -7,6 +7,7 @@ import { code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
 import type { Source } from "../sources/source.ts";
 import { INVENTORY, MANIFEST, snapshotKey } from "../storage/layout.ts";
+import { snapshotRetention } from "../storage/s3.ts";
 import { putBuffer, type Target } from "../storage/target.ts";
 import { VERSION } from "../version.ts";
 import { createEncryptStream, encryptBuffer } from "./age.ts";
@@ -152,6 +153,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const outcomes: TargetOutcome[] = await Promise.all(
       targets.map(async (t, i): Promise<TargetOutcome> => {
         if (failures.has(i)) return { target: t.name, ok: false, error: failures.get(i) };
+        const lock = snapshotRetention(config.targets[t.name], snapshotId, finished);
         const manifest: Manifest = manifestSchema.parse({
           format: "lifeboat-snapshot",
           version: 1,
@@ -177,6 +179,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
           ],
           inventory: { name: INVENTORY, size: invSealed.length, sha256: invSha, counts: inv.v.counts },
           warnings,
+          lock: lock && { mode: lock.mode, retainUntil: lock.retainUntil.toISOString() },
           tool: { name: "lifeboat", version: VERSION },
         });
         try {

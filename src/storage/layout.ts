@@ -31,6 +31,27 @@ export function drillKey(job: string, runId: string): string {
   return `${drillsPrefix(job)}${runId}.json`;
 }
 
+/** Prefix holding a job's tombstones: marks put by pruning on snapshots that will be deleted after the grace period. */
+export function tombstonesPrefix(job: string): string {
+  return `${job}/tombstones/`;
+}
+
+/** Key of the tombstone marking one snapshot for deletion. */
+export function tombstoneKey(job: string, snapshotId: string): string {
+  return `${tombstonesPrefix(job)}${snapshotId}.json`;
+}
+
+/** Prefix of lifeboat's own scratch objects on a target (doctor's canaries), outside every job. */
+export const LIFEBOAT_PREFIX = ".lifeboat/";
+
+/**
+ * Whether a key is bookkeeping (tombstones, doctor canaries) that gets no Object Lock retention from lifeboat: it
+ * holds no backup data, and a locked version would linger for the whole lock period after undelete or cleanup.
+ */
+export function isUnlockedKey(key: string): boolean {
+  return key.startsWith(LIFEBOAT_PREFIX) || /^[^/]+\/tombstones\//.test(key);
+}
+
 /** Splits "<job>/snapshots/<id>/<name>" into its parts, or undefined for other keys. */
 export function parseSnapshotKey(key: string): { job: string; snapshotId: string; name: string } | undefined {
   const m = /^([^/]+)\/snapshots\/([^/]+)\/(.+)$/.exec(key);

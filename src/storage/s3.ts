@@ -1,17 +1,20 @@
 import { Readable } from "node:stream";
 import {
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import type { S3TargetConfig } from "../config/schema.ts";
+import type { S3TargetConfig, TargetConfig } from "../config/schema.ts";
 import { code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
 import { checkKey } from "./filesystem.ts";
+import { isUnlockedKey, parseSnapshotKey } from "./layout.ts";
 import type { GetOptions, PutOptions, StoredObject, Target } from "./target.ts";
 
 /** Tuning that does not belong in backup.config.ts. */
@@ -23,6 +26,65 @@ export interface S3TargetOptions {
 }
 
 const MiB = 1024 * 1024;
+const DAY_MS = 86_400_000;
+
+/** An S3 Object Lock retention as put on an object: its mode and when it ends. */
+export interface ObjectLockRetention {
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  retainUntil: Date;
+}
+
+/** What a bucket says about its own protection; "unknown" when the credential may not ask, "unsupported" when the server cannot. */
+export interface BucketProtection {
+  versioning: "enabled" | "suspended" | "off" | "unknown";
+  objectLock: "enabled" | "disabled" | "unsupported" | "unknown";
+  /** The bucket's default retention, applied by S3 to every new object version. */
+  defaultRetention?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number };
+  /** Why a value is unknown (denied, not implemented), for doctor's output. */
+  notes: string[];
+}
+
+/**
+ * The retention lifeboat puts on an object written now under key, or undefined when the target has no objectLock.
+ * A snapshot's objects share one date, anchored at the snapshot's start (its id), so the manifest records exactly
+ * what S3 holds; other keys are locked from now. Doctor canaries and tombstones are never locked (isUnlockedKey):
+ * they are lifeboat's own bookkeeping and must stay removable.
+ */
+export function retentionFor(config: Pick<S3TargetConfig, "objectLock">, key: string, now: Date): ObjectLockRetention | undefined {
+  if (!config.objectLock || isUnlockedKey(key)) return undefined;
+  const snap = parseSnapshotKey(key);
+  return lockFrom(config.objectLock, snap && snapshotStart(snap.snapshotId), now);
+}
+
+/** The retention every object of a snapshot gets on a target, for the manifest; undefined for targets without objectLock. */
+export function snapshotRetention(config: TargetConfig | undefined, snapshotId: string, now = new Date()): ObjectLockRetention | undefined {
+  if (config?.type !== "s3" || !config.objectLock) return undefined;
+  return lockFrom(config.objectLock, snapshotStart(snapshotId), now);
+}
+
+function lockFrom(lock: NonNullable<S3TargetConfig["objectLock"]>, anchor: number | undefined, now: Date): ObjectLockRetention {
+  const fromAnchor = anchor === undefined ? undefined : anchor + lock.days * DAY_MS;
+  // S3 refuses a retain-until date in the past; a backup that ran longer than the lock falls back to "from now".
+  const ok = fromAnchor !== undefined && fromAnchor > now.getTime() + 3_600_000;
+  return { mode: lock.mode, retainUntil: new Date(ok ? fromAnchor : now.getTime() + lock.days * DAY_MS) };
+}
+
+/** Milliseconds of a snapshot id's start ("20261124T215300Z-3fa9"), parsed here because storage sits below the catalog. */
+function snapshotStart(id: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-[0-9a-f]{4}$/.exec(id);
+  if (!m) return undefined;
+  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+/** Whether an error (or one of its causes) is S3 refusing the credential: AccessDenied, a bad key, or HTTP 403. */
+export function isAccessDenied(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const s = e as SdkError;
+    const name = s.Code ?? s.name ?? "";
+    if (name in DENIED || s.$metadata?.httpStatusCode === 403) return true;
+  }
+  return false;
+}
 
 /** Error codes of Node and the SDK's HTTP handler that mean the endpoint could not be reached at all. */
 const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET"]);
@@ -112,9 +174,19 @@ export class S3Target implements Target {
     // after lib-storage has sent AbortMultipartUpload; upload.abort() would reject at once and abort in the background.
     const onAbort = () => body.destroy(Object.assign(new Error("put aborted"), { name: "AbortError" }));
     signal?.addEventListener("abort", onAbort, { once: true });
+    const lock = retentionFor(this.#config, key, new Date());
     const upload = new Upload({
       client: this.#client,
-      params: { Bucket: this.#config.bucket, Key: fullKey, Body: source, ContentType: opts.contentType },
+      params: {
+        Bucket: this.#config.bucket,
+        Key: fullKey,
+        Body: source,
+        ContentType: opts.contentType,
+        // S3 demands a content checksum on every put that carries a retention; CRC32 makes lib-storage checksum the
+        // single put and each part (CreateMultipartUpload declares it). Only here: several S3-compatible servers
+        // reject checksums, and a target without objectLock keeps the plain requests that work everywhere.
+        ...(lock && { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil, ChecksumAlgorithm: "CRC32" as const }),
+      },
       partSize: this.#config.partSizeMiB * MiB,
       queueSize: this.#config.queueSize,
       leavePartsOnError: false,
@@ -197,9 +269,55 @@ export class S3Target implements Target {
     }
   }
 
+  /**
+   * Reads the bucket's versioning status and Object Lock configuration. A credential that may not ask gets "unknown"
+   * (not an error: least-privilege keys often lack these reads); a server without the API gets "unsupported".
+   * Rejects only when the bucket cannot be reached or does not exist.
+   */
+  async protection(): Promise<BucketProtection> {
+    const out: BucketProtection = { versioning: "unknown", objectLock: "unknown", notes: [] };
+    const Bucket = this.#config.bucket;
+    try {
+      const v = await this.#client.send(new GetBucketVersioningCommand({ Bucket }));
+      out.versioning = v.Status === "Enabled" ? "enabled" : v.Status === "Suspended" ? "suspended" : "off";
+    } catch (err) {
+      // A server without versioning at all cannot keep overwritten versions either: "unknown" is the honest answer.
+      this.#unknownOr("GetBucketVersioning", err, out.notes);
+    }
+    try {
+      const l = await this.#client.send(new GetObjectLockConfigurationCommand({ Bucket }));
+      const cfg = l.ObjectLockConfiguration;
+      out.objectLock = cfg?.ObjectLockEnabled === "Enabled" ? "enabled" : "disabled";
+      const r = cfg?.Rule?.DefaultRetention;
+      if (r?.Mode && (r.Days || r.Years)) {
+        out.defaultRetention = { mode: r.Mode as "GOVERNANCE" | "COMPLIANCE", days: r.Days ?? (r.Years ?? 0) * 365 };
+      }
+    } catch (err) {
+      const name = (err as SdkError).Code ?? (err as SdkError).name;
+      if (name === "ObjectLockConfigurationNotFoundError") out.objectLock = "disabled";
+      else out.objectLock = this.#unknownOr("GetObjectLockConfiguration", err, out.notes);
+    }
+    return out;
+  }
+
   /** Closes the client's connections. */
   async close(): Promise<void> {
     this.#client.destroy();
+  }
+
+  /** Classifies a failed bucket-configuration read: denied → "unknown", not implemented → "unsupported"; else rejects. */
+  #unknownOr(operation: string, err: unknown, notes: string[]): "unknown" | "unsupported" {
+    const e = err as SdkError;
+    const name = e.Code ?? e.name ?? "";
+    if (name === "NotImplemented" || e.$metadata?.httpStatusCode === 501) {
+      notes.push(`${operation}: not implemented by the server`);
+      return "unsupported";
+    }
+    if (isAccessDenied(err)) {
+      notes.push(`${operation}: denied to this credential`);
+      return "unknown";
+    }
+    throw this.#fail(operation, err);
   }
 
   #key(key: string): string {
