@@ -1,0 +1,240 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline, type Readable, Transform, type TransformCallback } from "node:stream";
+import { ConfigError, code, LifeboatError, RefusedError, wrap } from "../errors.ts";
+import { redact } from "../secret.ts";
+import { displayMysqlUrl, parseMysqlUrl, quoteId, secretsOf } from "./mysql-connect.ts";
+import { exitOf, exitWhy, findTool, stderrTail, terminate, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
+
+/** How DumpRewriter changes a dump on its way into the client. */
+export interface RewriteOptions {
+  /** Source database → database to write instead, for USE, CREATE/ALTER/DROP DATABASE. Unlisted names are refused. */
+  databases: Readonly<Record<string, string>>;
+  /** The database statements go to before the dump names one: the target of a single-database dump. */
+  current?: string;
+  /** Removes DEFINER=user@host clauses, so views, triggers, routines and events belong to the restoring user. */
+  stripDefiners?: boolean;
+  /** Creates events DISABLEd, so none runs against anything while the restore is being checked. */
+  disableEvents?: boolean;
+}
+
+// Only short statement lines are rewritten; data (INSERT) lines pass untouched and unbuffered, whatever their size.
+const CANDIDATE = /^(USE |CREATE |ALTER |DROP |\/\*!)/;
+const FIRST_BYTES = new Set([..."UCAD/"].map((c) => c.charCodeAt(0)));
+const MAX_LINE = 4 * 1024 * 1024;
+// Names are matched on latin1 text (one char per byte), so rewriting never re-encodes the bytes around them.
+const NAME = "(`(?:[^`]|``)*`)";
+const USE = new RegExp(`^USE ${NAME};`);
+const CREATE_DB = new RegExp(`^(CREATE DATABASE (?:/\\*!32312 IF NOT EXISTS\\*/ )?)${NAME}`);
+const ALTER_DB = new RegExp(`^((?:/\\*!\\d+ )?ALTER DATABASE )${NAME}`);
+const DROP_DB = new RegExp(`^((?:/\\*!40000 )?DROP DATABASE (?:IF EXISTS)?(?:\\*/)? ?)${NAME}`);
+const ACCOUNT_PART = "(?:`(?:[^`]|``)*`|'(?:[^'\\\\]|\\\\.)*'|[\\w.$%:-]+)";
+const DEFINER = new RegExp(`DEFINER=${ACCOUNT_PART}(?:@${ACCOUNT_PART})?\\s*`, "g");
+const EVENT_ENABLE = /( PRESERVE) ENABLE(?= )/;
+
+const latin1 = (utf8: string) => Buffer.from(utf8, "utf8").toString("latin1");
+const unquote = (q: string) => Buffer.from(q.slice(1, -1).replace(/``/g, "`"), "latin1").toString("utf8");
+
+/**
+ * Rewrites a mysqldump/mariadb-dump SQL stream line by line: database names in USE, CREATE/ALTER/DROP DATABASE
+ * are mapped (a name not in the map fails the stream with RefusedError, so a restore never writes a database it was
+ * not given), and optionally DEFINER clauses are removed and events disabled. Data lines pass through unbuffered;
+ * memory stays bounded whatever the dump's size.
+ */
+export class DumpRewriter extends Transform {
+  readonly #map: Map<string, string>;
+  readonly #opts: RewriteOptions;
+  #current?: string;
+  #line: Buffer[] = [];
+  #lineLength = 0;
+  #mode: "start" | "pass" | "collect" = "start";
+
+  constructor(opts: RewriteOptions) {
+    super();
+    this.#opts = opts;
+    this.#map = new Map(Object.entries(opts.databases).map(([from, to]) => [latin1(from), latin1(to)]));
+    this.#current = opts.current === undefined ? undefined : latin1(opts.current);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      // Bytes from `from` on that pass unchanged are pushed as one slice, not line by line: dumps of the MariaDB
+      // tools put every row of an INSERT on its own line, so a dump has millions of short lines.
+      let from = 0;
+      let pos = 0;
+      while (pos < chunk.length) {
+        if (this.#mode === "start") {
+          this.#mode = FIRST_BYTES.has(chunk[pos] as number) ? "collect" : "pass";
+          if (this.#mode === "collect") {
+            if (pos > from) this.push(chunk.subarray(from, pos));
+            from = pos;
+          }
+        }
+        const nl = chunk.indexOf(10, pos);
+        const end = nl < 0 ? chunk.length : nl + 1;
+        if (this.#mode === "collect") {
+          this.#line.push(chunk.subarray(pos, end));
+          this.#lineLength += end - pos;
+          if (nl >= 0 || this.#lineLength > MAX_LINE) this.#flushLine(nl >= 0);
+          from = end;
+        }
+        pos = end;
+        if (nl >= 0) this.#mode = "start";
+      }
+      if (from < chunk.length) this.push(chunk.subarray(from));
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      // A last line without a newline is still a statement the client runs: rewritten like any other.
+      if (this.#lineLength) this.#flushLine(true);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  /** Pushes the buffered line, rewritten if whole (a line longer than MAX_LINE is no statement we rewrite). */
+  #flushLine(whole: boolean): void {
+    const buf = Buffer.concat(this.#line);
+    this.#line = [];
+    this.#lineLength = 0;
+    if (!whole) {
+      this.#mode = "pass";
+      this.push(buf);
+      return;
+    }
+    const text = buf.toString("latin1");
+    const out = CANDIDATE.test(text) ? this.#rewrite(text) : text;
+    this.push(out === text ? buf : Buffer.from(out, "latin1"));
+  }
+
+  #target(quoted: string, what: string): string {
+    const name = quoted.slice(1, -1).replace(/``/g, "`");
+    const to = this.#map.get(name);
+    if (to === undefined) {
+      const known = [...this.#map.keys()].map((k) => Buffer.from(k, "latin1").toString("utf8"));
+      throw new RefusedError(`the dump ${what} database ${quoteId(unquote(quoted))}, which this restore was not told to write`, {
+        hint: `map it to a target database (databases: { "${unquote(quoted)}": "<target>" }); mapped: ${known.join(", ") || "none"}`,
+      });
+    }
+    return to;
+  }
+
+  #rewrite(line: string): string {
+    let m = USE.exec(line);
+    if (m) {
+      this.#current = this.#target(m[1] as string, "switches to");
+      return `USE ${quoteId(this.#current)};${line.slice(m[0].length)}`;
+    }
+    m = CREATE_DB.exec(line);
+    if (m) return `${m[1]}${quoteId(this.#target(m[2] as string, "creates"))}${line.slice(m[0].length)}`;
+    m = DROP_DB.exec(line);
+    if (m) return `${m[1]}${quoteId(this.#target(m[2] as string, "drops"))}${line.slice(m[0].length)}`;
+    m = ALTER_DB.exec(line);
+    if (m) {
+      // mysqldump emits ALTER DATABASE only for the database it is dumping (around routines of another collation).
+      const name = (m[2] as string).slice(1, -1).replace(/``/g, "`");
+      const to = this.#map.get(name) ?? this.#current ?? this.#target(m[2] as string, "alters");
+      return `${m[1]}${quoteId(to)}${line.slice(m[0].length)}`;
+    }
+    let out = line;
+    if (this.#opts.stripDefiners && out.includes("DEFINER=")) out = out.replace(DEFINER, "");
+    if (this.#opts.disableEvents && out.startsWith("/*!50106 CREATE*/") && out.includes(" EVENT ")) {
+      out = out.replace(EVENT_ENABLE, "$1 DISABLE");
+    }
+    return out;
+  }
+}
+
+/** Options of restoreMysql. */
+export interface RestoreMysqlOptions {
+  /** The server to restore into; its database (in the path) receives a single-database dump and must exist. */
+  url: string;
+  /** The plain SQL dump (format mysql-dump-sql). */
+  input: Readable;
+  /** For a dump of several databases: source name → target name. Every database the dump names must be mapped. */
+  databases?: Record<string, string>;
+  /** Removes DEFINER clauses (drills: objects then belong to the restoring user, who needs no SUPER). */
+  stripDefiners?: boolean;
+  /** Creates events disabled (drills: nothing scheduled runs in a scratch database). */
+  disableEvents?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Restores a mysql-dump-sql dump with the mariadb or mysql client (password in a 0600 option file, never argv),
+ * through DumpRewriter so it writes only the URL's database or the mapped ones. It does not check that the targets
+ * are empty or safe to write: callers guard that. Resolves with the client's warnings; rejects with RefusedError if
+ * the dump names an unmapped database, with code SOURCE and the client's stderr (redacted) if the client failed,
+ * with the input's error (wrapped) if reading failed, with code ABORTED on abort.
+ */
+export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warnings: string[] }> {
+  const p = parseMysqlUrl(opts.url);
+  const where = displayMysqlUrl(opts.url);
+  const signal = opts.signal;
+  const databases = { ...(opts.databases ?? {}) };
+  if (!p.database && Object.keys(databases).length === 0) {
+    throw new ConfigError(`restore into ${where}: name the target database in the URL`, { hint: "mysql://user@host:3306/<database>" });
+  }
+  if (signal?.aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+  const tool = await findTool("client");
+  const dir = await mkdtemp(join(tmpdir(), "lifeboat-mysql-"));
+  try {
+    const args = [
+      await writeDefaultsFile(dir, "client.cnf", { server: p }, tool.flavor),
+      "--batch",
+      "--default-character-set=utf8mb4",
+      "--max-allowed-packet=1073741824",
+      `--connect-timeout=${p.connectTimeout}`,
+      ...(tool.flavor === "mariadb" ? ["--skip-progress-reports"] : []),
+      ...(p.database ? [`--database=${p.database}`] : []),
+    ];
+    const child = spawn(tool.command, args, { env: toolEnv(), stdio: ["pipe", "ignore", "pipe"] });
+    const stderr = stderrTail(child.stderr as Readable);
+    const exited = exitOf(child);
+    const rewriter = new DumpRewriter({
+      databases,
+      current: p.database,
+      stripDefiners: opts.stripDefiners,
+      disableEvents: opts.disableEvents,
+    });
+    // Killed before the pipeline closes its stdin: at end of input the client would run the statement it holds,
+    // and a dump cut short (or refused) must not commit its last half.
+    const stopClient = () => child.kill("SIGKILL");
+    opts.input.once("error", stopClient);
+    rewriter.once("error", stopClient);
+    let inputError: unknown;
+    pipeline(opts.input, rewriter, child.stdin, (err) => {
+      // EPIPE and friends only mean the client stopped reading; its exit code says why.
+      const errCode = (err as { code?: string } | undefined)?.code;
+      if (err && !["EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(errCode ?? "")) {
+        inputError = err;
+        terminate(child);
+      }
+    });
+    const onAbort = () => terminate(child);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const exit = await exited;
+    signal?.removeEventListener("abort", onAbort);
+    if (signal?.aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+    if (inputError instanceof RefusedError) throw wrap(`restore into ${where}`, inputError);
+    if (inputError) throw wrap(`restore into ${where}: read the dump`, inputError, code.source);
+    const text = redact(stderr(), secretsOf(p));
+    if (exit.error || exit.status !== 0) {
+      throw new LifeboatError(code.source, `restore into ${where}: ${tool.command} ${exitWhy(exit)}${text ? `: ${text}` : ""}`, {
+        cause: exit.error,
+        hint: `${tool.command} stopped at the first error; the database holds a partial restore`,
+      });
+    }
+    return { warnings: text.split("\n").filter(Boolean) };
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
