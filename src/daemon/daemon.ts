@@ -1,5 +1,6 @@
 import type { LoadedConfig } from "../config/load.ts";
 import { messageOf } from "../errors.ts";
+import { openTarget } from "../pipeline/job.ts";
 import type { Target } from "../storage/target.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type CronEngine, type CronHandle, nodeCronEngine, validateSchedules } from "./cron.ts";
@@ -97,7 +98,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<DaemonResult> {
       notifier,
       metrics,
       intervalMs: opts.reportIntervalMs ?? 5 * 60_000,
-      makeTarget: opts.makeTarget,
+      // Reading the report needs no more than the reader credential (openTarget's default role).
+      makeTarget: opts.makeTarget ?? ((l, name) => openTarget(l, name)),
     });
     scheduler = new Scheduler({
       tasks,

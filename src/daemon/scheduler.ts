@@ -237,12 +237,20 @@ export class Scheduler {
     let error: unknown;
     while (true) {
       attempt++;
-      if (!(await this.#slots.acquire(this.#stopping.signal))) break;
+      if (!(await this.#slots.acquire(this.#stopping.signal))) {
+        if (attempt === 1) log.info("run.cancelled", { reason: "shutdown while it waited for a slot" });
+        break;
+      }
       const t0 = clock.now().getTime();
       try {
         if (!entry.started) {
           entry.started = true;
           await this.#hook(log, () => hooks?.onStart?.(task, entry.runId));
+        }
+        // A stop that came while the start hook ran still means "no new runs": nothing has been touched yet.
+        if (this.#stopping.signal.aborted) {
+          log.info("run.cancelled", { reason: "shutdown before it started" });
+          break;
         }
         log.info("run.started", { attempt });
         await this.#opts.run(task, { runId: entry.runId, attempt, signal: this.#abort.signal, log });
@@ -261,7 +269,6 @@ export class Scheduler {
       await clock.sleep(wait, this.#stopping.signal);
       if (this.#stopping.signal.aborted) break;
     }
-    if (outcome === "cancelled" && attempt === 1) log.info("run.cancelled", { reason: "shutdown before it started" });
     const summary: RunSummary = {
       task,
       runId: entry.runId,

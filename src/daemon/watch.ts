@@ -95,7 +95,9 @@ export class StatusWatch {
     for (const row of report.rows) {
       const key = `${row.job}\u0000${row.target}`;
       const before = this.#known.get(key);
-      const now: Flags = { stale: !!row.problems.stale, unproven: !!row.problems.unproven, ok: row.status === "ok" };
+      // A job with no snapshot at all is "never", and its failed backups are announced as such; calling it unproven
+      // too would only add noise.
+      const now: Flags = { stale: !!row.problems.stale, unproven: !!row.problems.unproven && !row.problems.never, ok: row.status === "ok" };
       this.#known.set(key, now);
       const entry = byJob.get(row.job) ?? { stale: [], unproven: [], ok: [] };
       byJob.set(row.job, entry);

@@ -221,6 +221,33 @@ describe("Scheduler", () => {
   });
 });
 
+describe("Scheduler stop during a start hook", () => {
+  it("cancels a run whose start hook was still going when the stop came: no new runs after stop", async () => {
+    const hook = deferred();
+    const ran: string[] = [];
+    const finished: RunSummary[] = [];
+    const s = new Scheduler({
+      tasks: [job("a")],
+      cron: new FakeCron(),
+      clock: new ManualClock(),
+      log: memoryLogger().log,
+      timezone: "UTC",
+      concurrency: 1,
+      retry: { attempts: 0, backoffMs: 0 },
+      run: async (t) => void ran.push(t.key),
+      hooks: { onStart: () => hook.promise, onFinish: (x) => void finished.push(x) },
+    });
+    s.start();
+    s.trigger("job:a");
+    await flush();
+    const stopping = s.stop(1000);
+    hook.resolve();
+    expect(await stopping).toEqual({ aborted: [], stuck: [] });
+    expect(ran).toEqual([]);
+    expect(finished.map((f) => f.outcome)).toEqual(["cancelled"]);
+  });
+});
+
 describe("validateSchedules", () => {
   const loaded = (schedule: string, timezone = "UTC") =>
     ({

@@ -1,0 +1,57 @@
+import { Command } from "commander";
+import { loadConfig, resolveConfigPath } from "../config/load.ts";
+import { runDaemon } from "../daemon/daemon.ts";
+import { createLogger } from "../daemon/log.ts";
+import { code, LifeboatError } from "../errors.ts";
+import { loadIdentities } from "../safety/identity.ts";
+import { globals } from "./output.ts";
+
+/**
+ * `lifeboat daemon [--identity FILE]`: runs every job and drill on its schedule until SIGTERM or SIGINT. Exit 0 when
+ * shutdown was clean, 1 when runs had to be aborted at the end of the grace period, 2 for invalid config.
+ */
+export const daemonCommand = (): Command =>
+  new Command("daemon")
+    .description("run every job and drill on its cron schedule, serve /metrics and /healthz, notify on failures (stop with SIGTERM)")
+    .option("--identity <file>", "age identity file for drills (default $LIFEBOAT_IDENTITY_FILE; without one drills are skipped)")
+    .action(async (opts: { identity?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const loaded = await loadConfig(resolveConfigPath(g.config));
+      const file = opts.identity ?? process.env.LIFEBOAT_IDENTITY_FILE;
+      // Checked at start: a bad identity file should stop the daemon now, not fail every drill at 4 a.m.
+      const identities = file ? loadIdentities(file) : undefined;
+      const log = createLogger({ json: g.json ? true : undefined });
+      const ac = new AbortController();
+      let signals = 0;
+      const onStop = (sig: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          log.error("daemon.exit-now", { signal: sig, error: "second signal: exiting without waiting for runs to clean up" });
+          process.exit(130);
+        }
+        ac.abort(new Error(`received ${sig}`));
+      };
+      // The config is read once; a reload would have to re-import TypeScript modules, which Node caches for the life of
+      // the process. So SIGHUP (which would otherwise kill the process) only says what to do instead.
+      const onHup = () =>
+        log.warn("daemon.reload-unsupported", { error: "config changes need a restart", hint: "systemctl restart lifeboat" });
+      process.on("SIGTERM", onStop);
+      process.on("SIGINT", onStop);
+      process.on("SIGHUP", onHup);
+      try {
+        const result = await runDaemon({ loaded, identities, signal: ac.signal, log });
+        if (result.aborted.length) {
+          throw new LifeboatError(
+            code.aborted,
+            `shutdown aborted run(s) still going after the grace period: ${result.aborted.join(", ")}`,
+            {
+              hint: "raise daemon.shutdownGraceSeconds to let runs finish; aborted backups left no partial snapshot",
+            },
+          );
+        }
+      } finally {
+        process.off("SIGTERM", onStop);
+        process.off("SIGINT", onStop);
+        process.off("SIGHUP", onHup);
+      }
+    });
