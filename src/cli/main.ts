@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { backupCommand } from "./backup.ts";
+import { daemonCommand } from "./daemon.ts";
 import { drillCommand } from "./drill.ts";
 import { reportError } from "./exit.ts";
 import { keygenCommand } from "./keygen.ts";
+import { reportCommand } from "./report.ts";
 import { restoreCommand } from "./restore.ts";
 import { snapshotsCommand } from "./snapshots.ts";
 import { verifyCommand } from "./verify.ts";
@@ -17,7 +19,16 @@ export function buildProgram(): Command {
     .option("--json", "print machine-readable JSON on stdout")
     .showHelpAfterError()
     .exitOverride();
-  for (const make of [keygenCommand, backupCommand, snapshotsCommand, drillCommand, verifyCommand, restoreCommand]) {
+  for (const make of [
+    keygenCommand,
+    backupCommand,
+    snapshotsCommand,
+    drillCommand,
+    verifyCommand,
+    restoreCommand,
+    reportCommand,
+    daemonCommand,
+  ]) {
     program.addCommand(make().copyInheritedSettings(program));
   }
   return program;
