@@ -86,5 +86,51 @@ const postgres: Sample = {
   },
 };
 
+const mysqlAdmin = process.env.DEMO_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/";
+
+const mysql: Sample = {
+  job: "demo-mysql",
+  label: "MySQL/MariaDB",
+  async prepare() {
+    const { default: mysql2 } = await import("mysql2/promise");
+    const u = new URL(mysqlAdmin);
+    let conn: Awaited<ReturnType<typeof mysql2.createConnection>>;
+    try {
+      conn = await mysql2.createConnection({
+        host: u.hostname,
+        port: Number(u.port || 3306),
+        user: decodeURIComponent(u.username || "root"),
+        password: decodeURIComponent(u.password),
+        multipleStatements: true,
+        connectTimeout: 3000,
+      });
+    } catch (err) {
+      process.stdout.write(
+        `No MySQL/MariaDB reachable at ${mysqlAdmin.replace(/:[^:@/]+@/, ":***@")} (${(err as Error).message}); skipping this sample.\n` +
+          "Point the demo at one with DEMO_MYSQL_URL=mysql://user:pass@host:3306/ npm run demo\n",
+      );
+      return undefined;
+    }
+    try {
+      await conn.query(`DROP DATABASE IF EXISTS lifeboat_demo; CREATE DATABASE lifeboat_demo;
+        CREATE TABLE lifeboat_demo.products (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), price DECIMAL(10,2)) ENGINE=InnoDB;
+        INSERT INTO lifeboat_demo.products (name, price) SELECT CONCAT('product ', seq), seq * 1.5 FROM seq_1_to_5000;`);
+    } catch {
+      // seq_* tables are MariaDB's; MySQL gets a smaller sample through a recursive CTE.
+      await conn.query(`INSERT INTO lifeboat_demo.products (name, price)
+        WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1000) SELECT CONCAT('product ', n), n * 1.5 FROM g;`);
+    } finally {
+      await conn.end();
+    }
+    const url = new URL(mysqlAdmin);
+    url.pathname = "/lifeboat_demo";
+    return {
+      job: `{ name: "demo-mysql", source: { type: "mysql", url: ${JSON.stringify(url.toString())}, boundary: "local-mysql" }, targets: ["offsite"], rpo: "6h" }`,
+      drill: `{ name: "demo-mysql-drill", job: "demo-mysql", checks: { rowCounts: "exact", queries: [{ name: "products exist", sql: "select count(*) from products", min: 1 }] } }`,
+      scratch: { mysql: mysqlAdmin },
+    };
+  },
+};
+
 /** Every sample, in the order the demo runs them. */
-export const samples: Sample[] = [sqlite, postgres];
+export const samples: Sample[] = [sqlite, postgres, mysql];

@@ -14,7 +14,8 @@ import {
 import { restoreMysql } from "../sources/mysql-restore.ts";
 import { countRows, listTables, SCRATCH_PREFIX, tableKey } from "../sources/mysql-tables.ts";
 import type { Inventory } from "../sources/source.ts";
-import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
+import type { ArtifactInput, CheckResult, DrillKind, RestoreKind, Scratch, ScratchContext } from "./kind.ts";
+import { openMysqlDestination } from "./mysql-destination.ts";
 
 const MAX_NAME = 64;
 const ER_UNKNOWN_COLLATION = 1273;
@@ -55,8 +56,9 @@ function sourceDatabases(ctx: ScratchContext, source: MysqlSourceConfig, params:
  * (restoreMysql refuses any database it was not given), DEFINER clauses are dropped so the scratch user owns every
  * object, and events are created disabled so nothing scheduled runs while the drill checks.
  */
-export const mysqlDrillKind: DrillKind = {
+export const mysqlDrillKind: DrillKind & RestoreKind = {
   kind: "mysql",
+  openDestination: openMysqlDestination,
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
     const url = ctx.config.scratch.mysql;
     if (!url) {

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeKey } from "../helpers/age.ts";
+import { runCli } from "../helpers/cli.ts";
+import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/mysql.ts";
+import { writeProject } from "../helpers/project.ts";
+import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
+
+// A MariaDB job end to end through the CLI: backup, drill, guarded restore.
+let source: TestDatabase;
+let s3: S3TestServer;
+let key: Awaited<ReturnType<typeof makeKey>>;
+let project: { config: string };
+const cli = (...args: string[]) => runCli(["--config", project.config, ...args], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
+
+async function counts(db: string): Promise<Record<string, number>> {
+  return withAdmin(async (c) => {
+    const [tables] = await c.query(
+      "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1",
+      [db],
+    );
+    const out: Record<string, number> = {};
+    for (const { TABLE_NAME } of tables as { TABLE_NAME: string }[]) {
+      const [r] = await c.query(`SELECT COUNT(*) AS n FROM \`${db}\`.\`${TABLE_NAME}\``);
+      out[TABLE_NAME] = Number((r as { n: number }[])[0]?.n);
+    }
+    return out;
+  });
+}
+
+beforeAll(async () => {
+  [source, s3, key] = await Promise.all([createTestDatabase(), startS3Server(), makeKey()]);
+  await withAdmin((c) =>
+    c.query(`CREATE TABLE \`${source.name}\`.\`Order\` (id INT PRIMARY KEY AUTO_INCREMENT, total DECIMAL(10,2)) ENGINE=InnoDB;
+             INSERT INTO \`${source.name}\`.\`Order\` (total) VALUES (1.50), (2.25), (3.00);
+             CREATE TABLE \`${source.name}\`.\`select\` (x INT) ENGINE=InnoDB;`),
+  );
+  project = writeProject({
+    "backup.config.ts": `import { defineConfig } from "lifeboat";
+export default defineConfig({ encryption: { recipients: ["${key.recipient}"] }, targets: { offsite: ${JSON.stringify(s3.config("my"))} }, scratch: { mysql: "${adminUrl}" } });
+`,
+    "jobs/shop.ts": `import { defineJob } from "lifeboat";
+export default defineJob({ name: "shop", source: { type: "mysql", url: "${source.url}", boundary: "mariadb-host" }, targets: ["offsite"] });
+`,
+    "restore-drills/shop.ts": `import { defineDrill } from "lifeboat";
+export default defineDrill({ name: "shop", job: "shop", checks: { queries: [{ name: "orders", sql: "select count(*) from \`Order\`", equals: 3 }] } });
+`,
+  });
+});
+
+afterAll(async () => {
+  await Promise.allSettled([source?.drop(), s3?.stop()]);
+});
+
+describe("mysql job through the CLI", () => {
+  it("backs up and drills into a scratch database that is dropped afterwards", async () => {
+    const b = await cli("--json", "backup", "shop");
+    expect(b.status, b.stderr).toBe(0);
+    const d = await cli("--json", "drill", "shop");
+    expect(d.status, d.stderr + d.stdout).toBe(0);
+    const rec = (d.json as { drills: { record: { verdict: string; checks: { kind: string }[] } }[] }).drills[0]!.record;
+    expect(rec.verdict).toBe("pass");
+    expect(rec.checks.map((c) => c.kind)).toEqual(["rowCounts", "query"]);
+    const left = await withAdmin(
+      async (c) =>
+        (await c.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'lifeboat\\_drill\\_shop\\_%'"))[0],
+    );
+    expect(left).toEqual([]);
+  });
+
+  it("restores into a new database, and refuses one holding data without a person at a terminal", async () => {
+    const fresh = await createTestDatabase();
+    const busy = await createTestDatabase();
+    try {
+      await withAdmin((c) => c.query(`DROP DATABASE \`${fresh.name}\``));
+      const r = await cli("restore", "shop", "--to", fresh.url);
+      expect(r.status, r.stderr).toBe(0);
+      expect(await counts(fresh.name)).toEqual({ Order: 3, select: 0 });
+      await withAdmin((c) => c.query(`CREATE TABLE \`${busy.name}\`.keep (x INT); INSERT INTO \`${busy.name}\`.keep VALUES (7);`));
+      const refused = await cli("restore", "shop", "--to", busy.url);
+      expect(refused.status).toBe(3);
+      expect(refused.stderr).toMatch(/refusing to overwrite/);
+      expect(await counts(busy.name)).toEqual({ keep: 1 });
+    } finally {
+      await Promise.allSettled([fresh.drop(), busy.drop()]);
+    }
+  });
+});
