@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { code, LifeboatError } from "../errors.ts";
-import { backupJob } from "../pipeline/job.ts";
+import { backupJob, roleUse } from "../pipeline/job.ts";
 import { bytes, duration, globals, print, progressLine } from "./output.ts";
 import { withSignals } from "./signals.ts";
 
@@ -13,6 +13,8 @@ export const backupCommand = (): Command =>
     .action(async (jobName: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd);
       const loaded = await loadConfig(resolveConfigPath(g.config));
+      const use = roleUse(loaded, loaded.jobs.get(jobName)?.targets ?? [], "writer");
+      if (!g.json) for (const l of use.lines) process.stderr.write(`${l}\n`);
       const progress = progressLine(!g.json);
       const result = await withSignals((signal) =>
         backupJob(loaded, jobName, {
@@ -21,7 +23,7 @@ export const backupCommand = (): Command =>
             progress.update(`backing up ${jobName}: ${bytes(p.rawBytes)} read, ${bytes(p.storedBytes)} stored (${p.phase})`),
         }),
       ).finally(() => progress.done());
-      print(g.json, result, () => {
+      print(g.json, { ...result, role: use.role, credentials: use.credentials }, () => {
         const lines = [
           `snapshot ${result.snapshotId} of ${result.job}`,
           `  ${bytes(result.rawBytes)} dumped, ${bytes(result.compressedBytes)} compressed (${ratio(result.rawBytes, result.compressedBytes)}), ${bytes(result.storedBytes)} stored, in ${duration(result.durationMs)}`,

@@ -3,6 +3,7 @@ import type { DrillRecord } from "../catalog/drill-record.ts";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { runDrill } from "../drills/runner.ts";
 import { code, LifeboatError } from "../errors.ts";
+import { roleUse } from "../pipeline/job.ts";
 import { identityPath, loadIdentities } from "../safety/identity.ts";
 import { duration, globals, print, progressLine } from "./output.ts";
 import { withSignals } from "./signals.ts";
@@ -42,10 +43,13 @@ export const drillCommand = (): Command =>
             }),
           );
           progress.done();
+          if (!g.json) process.stderr.write(`${roleUse(loaded, [results.at(-1)?.record.target ?? ""], "reader").lines.join("\n")}\n`);
           if (!g.json) process.stdout.write(`${render(results.at(-1) as (typeof results)[number])}\n`);
         }
       });
-      if (g.json) print(true, { ok: results.every((r) => r.record.verdict === "pass" && !r.recordError), drills: results }, () => "");
+      const use = roleUse(loaded, [...new Set(results.map((r) => r.record.target))], "reader");
+      const ok = results.every((r) => r.record.verdict === "pass" && !r.recordError);
+      if (g.json) print(true, { ok, role: use.role, credentials: use.credentials, drills: results }, () => "");
       const failed = results.filter((r) => r.record.verdict !== "pass").map((r) => r.record.drill);
       if (failed.length)
         throw new LifeboatError(code.failed, `drill(s) failed: ${failed.join(", ")}`, {

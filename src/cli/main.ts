@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { backupCommand } from "./backup.ts";
 import { daemonCommand } from "./daemon.ts";
+import { doctorCommand } from "./doctor.ts";
 import { drillCommand } from "./drill.ts";
 import { reportError } from "./exit.ts";
 import { keygenCommand } from "./keygen.ts";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     drillCommand,
     verifyCommand,
     restoreCommand,
+    doctorCommand,
     reportCommand,
     daemonCommand,
   ]) {

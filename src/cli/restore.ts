@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { restoreSnapshot } from "../drills/restore.ts";
+import { roleUse } from "../pipeline/job.ts";
 import { TerminalConfirmer } from "../safety/confirm.ts";
 import { identityPath, loadIdentities } from "../safety/identity.ts";
 import { duration, globals, print } from "./output.ts";
@@ -32,9 +33,11 @@ export const restoreCommand = (): Command =>
           say: (l) => process.stderr.write(`${l}\n`),
         }),
       );
+      const use = roleUse(loaded, [result.target], "reader");
+      if (!g.json) for (const l of use.lines) process.stderr.write(`${l}\n`);
       print(
         g.json,
-        result,
+        { ...result, role: use.role, credentials: use.credentials },
         () => `restored snapshot ${result.snapshotId} of ${result.job} into ${result.destination} in ${duration(result.durationMs)}`,
       );
     });

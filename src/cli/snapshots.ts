@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { listSnapshots } from "../catalog/snapshots.ts";
 import { getJob, loadConfig, resolveConfigPath } from "../config/load.ts";
 import { ConfigError } from "../errors.ts";
-import { openTarget } from "../pipeline/job.ts";
+import { openTarget, roleUse } from "../pipeline/job.ts";
 import { bytes, duration, globals, print } from "./output.ts";
 
 /** `lifeboat snapshots <job>`: lists complete snapshots, newest first, read from the target alone. */
@@ -21,7 +21,9 @@ export const snapshotsCommand = (): Command =>
           hint: `use one of: ${job.targets.join(", ")}`,
         });
       }
-      const target = openTarget(loaded, targetName);
+      const use = roleUse(loaded, [targetName], "reader");
+      if (!g.json) for (const l of use.lines) process.stderr.write(`${l}\n`);
+      const target = openTarget(loaded, targetName, "reader");
       try {
         const listing = await listSnapshots(target, jobName);
         const now = Date.now();
@@ -34,7 +36,8 @@ export const snapshotsCommand = (): Command =>
           counts: m.inventory.counts,
           warnings: m.warnings.length,
         }));
-        print(g.json, { job: jobName, target: targetName, snapshots: rows, incomplete: listing.incomplete, broken: listing.broken }, () => {
+        const out = { job: jobName, target: targetName, role: use.role, credentials: use.credentials, snapshots: rows };
+        print(g.json, { ...out, incomplete: listing.incomplete, broken: listing.broken }, () => {
           if (rows.length === 0)
             return `no complete snapshots of ${jobName} on ${targetName}${listing.incomplete.length ? ` (${listing.incomplete.length} incomplete)` : ""}`;
           const lines = [`snapshots of ${jobName} on ${targetName} (newest first):`];

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { findSnapshot, listSnapshots } from "../catalog/snapshots.ts";
 import { getJob, loadConfig, resolveConfigPath } from "../config/load.ts";
 import { ConfigError, code, LifeboatError } from "../errors.ts";
-import { openTarget } from "../pipeline/job.ts";
+import { openTarget, roleUse } from "../pipeline/job.ts";
 import { type SnapshotCheck, verifySnapshot } from "../pipeline/restore.ts";
 import { identityPath, loadIdentities } from "../safety/identity.ts";
 import { bytes, globals, print } from "./output.ts";
@@ -28,7 +28,9 @@ export const verifyCommand = (): Command =>
           hint: `use one of: ${job.targets.join(", ")}`,
         });
       const identities = loadIdentities(identityPath(opts.identity));
-      const target = openTarget(loaded, targetName);
+      const use = roleUse(loaded, [targetName], "reader");
+      if (!g.json) for (const l of use.lines) process.stderr.write(`${l}\n`);
+      const target = openTarget(loaded, targetName, "reader");
       const results: SnapshotCheck[] = [];
       try {
         await withSignals(async (signal) => {
@@ -43,7 +45,8 @@ export const verifyCommand = (): Command =>
       } finally {
         await target.close?.();
       }
-      if (g.json) print(true, { ok: results.every((r) => r.ok), snapshots: results }, () => "");
+      if (g.json)
+        print(true, { ok: results.every((r) => r.ok), role: use.role, credentials: use.credentials, snapshots: results }, () => "");
       const bad = results.filter((r) => !r.ok);
       if (bad.length) {
         throw new LifeboatError(

@@ -72,8 +72,8 @@ export function sharedCredentialWarning(name: string, config: TargetConfig): str
   const shown = (c: RoleCredential) => c.label;
   if (writer.identity === reader.identity && reader.identity === pruner.identity) {
     return (
-      `target "${name}": one credential (${shown(writer)}) serves writer, reader and pruner; the backup host holds a key ` +
-      "that can read and delete every backup. Give each role its own key under roles (see docs/SECURITY.md)"
+      `target "${name}": one credential (${shown(writer)}) serves writer, reader and pruner, so the backup host holds every ` +
+      "role's permissions, the pruner's deletes included. Give each role its own key under roles (see docs/SECURITY.md)"
     );
   }
   if (writer.identity === pruner.identity) {

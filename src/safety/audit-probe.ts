@@ -1,0 +1,154 @@
+import { randomBytes } from "node:crypto";
+import type { TargetConfig } from "../config/schema.ts";
+import { messageOf } from "../errors.ts";
+import { redact } from "../secret.ts";
+import { LIFEBOAT_PREFIX } from "../storage/layout.ts";
+import { credentialFor, openTargetAs, ROLES, type Role, targetSecrets } from "../storage/roles.ts";
+import { isAccessDenied } from "../storage/s3.ts";
+import { getBuffer, listAll, putBuffer, type Target } from "../storage/target.ts";
+import type { Capability } from "./audit-verdict.ts";
+
+/** What one credential of a target was seen to do. */
+export interface CredentialProbe {
+  /** Where the credential comes from ("roles.writer", "credentials", "default chain", "local user"). */
+  label: string;
+  /** The roles that use this credential. */
+  roles: Role[];
+  write: Capability;
+  read: Capability;
+  list: Capability;
+  /** Deleting an object (S3: DeleteObject on a key never written, which S3 answers like any delete). */
+  delete: Capability;
+  /** A second put on an existing key: on S3 without versioning, an overwrite destroys the old object. */
+  overwrite: Capability;
+  /** Why a probe ended in "error" (unreachable, missing bucket), redacted. */
+  errors: string[];
+}
+
+/** The probes of every credential of one target, and what was left behind. */
+export interface TargetProbes {
+  probes: CredentialProbe[];
+  /** The canary keys still on the target (nobody could delete them), under .lifeboat/. */
+  leftCanaries: string[];
+  /** How leftovers were cleaned up, for the report. */
+  cleanup: string;
+}
+
+/** Whether an error means "this credential may not", as opposed to "could not reach" or "broken". */
+export function isDenied(err: unknown): boolean {
+  if (isAccessDenied(err)) return true;
+  for (let e = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const c = (e as NodeJS.ErrnoException).code;
+    if (c === "EACCES" || c === "EPERM" || c === "EROFS") return true;
+  }
+  return false;
+}
+
+/** A random key that is never written: deleting it asks "may this credential delete?" without risking any object. */
+export function neverWrittenKey(job: string | undefined): string {
+  const tag = `lifeboat-delete-probe-${randomBytes(6).toString("hex")}`;
+  // Beside real snapshots when a job ships here, so a policy that allows deleting snapshots (and only those) is caught.
+  return job ? `${job}/snapshots/${tag}/never-written` : `${LIFEBOAT_PREFIX}${tag}`;
+}
+
+/**
+ * Tries an operation: "yes" when it works, "no" when the credential is refused, "error" otherwise (with the
+ * redacted reason recorded).
+ */
+async function tryIt(errors: string[], secrets: string[], fn: () => Promise<unknown>): Promise<Capability> {
+  try {
+    await fn();
+    return "yes";
+  } catch (err) {
+    if (isDenied(err)) return "no";
+    errors.push(redact(messageOf(err), secrets));
+    return "error";
+  }
+}
+
+/**
+ * Probes what each distinct credential of a target can do, with canaries under `.lifeboat/doctor-<random>`:
+ * write (put a canary), overwrite (put it again), read (get a canary back), list (.lifeboat/), delete (S3: a key never
+ * written, so no backup is ever at risk; filesystem: the canary itself). Roles sharing a credential are probed once.
+ * Afterwards the canaries are deleted with the pruner credential if it may; otherwise they stay under .lifeboat/.
+ * `job` is a job shipping to the target, for the placement of the delete probe.
+ */
+export async function probeTarget(name: string, config: TargetConfig, job: string | undefined): Promise<TargetProbes> {
+  const secrets = targetSecrets(config);
+  const groups = new Map<string, Role[]>();
+  for (const role of ROLES) {
+    const id = credentialFor(config, role).identity;
+    groups.set(id, [...(groups.get(id) ?? []), role]);
+  }
+  const opened: Target[] = [];
+  const canaries: string[] = [];
+  const probes: CredentialProbe[] = [];
+  const byRole = new Map<Role, Target>();
+  try {
+    for (const roles of groups.values()) {
+      const first = roles[0] as Role;
+      const target = openTargetAs(name, config, first);
+      opened.push(target);
+      for (const r of roles) byRole.set(r, target);
+      const p: CredentialProbe = {
+        label: credentialFor(config, first).label,
+        roles,
+        write: "untested",
+        read: "untested",
+        list: "untested",
+        delete: "untested",
+        overwrite: "untested",
+        errors: [],
+      };
+      const canary = `${LIFEBOAT_PREFIX}doctor-${randomBytes(6).toString("hex")}`;
+      const body = (n: number) => `lifeboat doctor canary ${n} for role(s) ${roles.join(", ")}, ${new Date().toISOString()}\n`;
+      p.write = await tryIt(p.errors, secrets, () => putBuffer(target, canary, body(1)));
+      if (p.write === "yes") {
+        canaries.push(canary);
+        p.overwrite = await tryIt(p.errors, secrets, () => putBuffer(target, canary, body(2)));
+      } else if (p.write === "no") {
+        p.overwrite = "no"; // an overwrite is a put on an existing key: the same permission
+      }
+      const readable = canaries.at(-1);
+      if (readable) p.read = await tryIt(p.errors, secrets, () => getBuffer(target, readable));
+      p.list = await tryIt(p.errors, secrets, () => listAll(target, LIFEBOAT_PREFIX));
+      if (config.type !== "filesystem") p.delete = await tryIt(p.errors, secrets, () => target.remove(neverWrittenKey(job)));
+      probes.push(p);
+    }
+    // A filesystem has one credential, the local user; its delete test is removing its own canary.
+    if (config.type === "filesystem") {
+      const [p, canary, target] = [probes[0], canaries[0], opened[0]];
+      if (p && canary && target) {
+        p.delete = await tryIt(p.errors, secrets, () => target.remove(canary));
+        if (p.delete === "yes") canaries.length = 0;
+      }
+      return { probes, leftCanaries: [...canaries], cleanup: canary ? "canary removed" : "no canary written" };
+    }
+    return { probes, ...(await cleanUp(byRole, probes, canaries)) };
+  } finally {
+    await Promise.allSettled(opened.map((t) => t.close?.()));
+  }
+}
+
+/** Deletes the canaries with the pruner credential when it may delete; the writer's is never used for it. */
+async function cleanUp(
+  byRole: Map<Role, Target>,
+  probes: CredentialProbe[],
+  canaries: string[],
+): Promise<Pick<TargetProbes, "leftCanaries" | "cleanup">> {
+  if (canaries.length === 0) return { leftCanaries: [], cleanup: "no canary written" };
+  const pruner = byRole.get("pruner");
+  const prunerProbe = probes.find((p) => p.roles.includes("pruner"));
+  if (!pruner || prunerProbe?.delete !== "yes") {
+    return {
+      leftCanaries: canaries,
+      cleanup: `left ${canaries.length} canary object(s) under .lifeboat/ (the pruner credential may not delete); remove them or let a lifecycle rule expire .lifeboat/`,
+    };
+  }
+  const left: string[] = [];
+  for (const c of canaries) await pruner.remove(c).catch(() => left.push(c));
+  return {
+    leftCanaries: left,
+    cleanup: left.length ? `could not remove ${left.join(", ")} with the pruner credential` : "canaries removed with the pruner credential",
+  };
+}
