@@ -148,6 +148,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<DaemonResult> {
     });
 
     sched.start();
+    log.info("daemon.schedule", { next: Object.fromEntries(sched.nextRuns().map((r) => [r.key, r.next?.toISOString()])) });
     watch.start();
     releases.push({ what: "report checks", release: () => watch.stop() });
     opts.onReady?.({ scheduler: sched, metrics, watch, metricsUrl });

@@ -6,6 +6,7 @@ import type { Report } from "../catalog/report.ts";
  * process, or a host application's own metrics, do not collide). Names are listed in docs/DAEMON.md.
  */
 export class DaemonMetrics {
+  /** The registry /metrics serves. */
   readonly registry = new Registry();
   /** Unix time of the newest complete snapshot per job and target: alert when time() - this > RPO. */
   readonly lastSuccess = new Gauge({
@@ -71,6 +72,7 @@ export class DaemonMetrics {
     labelNames: ["job", "target", "status"],
     registers: [this.registry],
   });
+  /** When the report was last read from the targets. */
   readonly lastReport = new Gauge({
     name: "lifeboat_report_last_check_timestamp_seconds",
     help: "When the daemon last read the targets to compute the report (Unix seconds)",

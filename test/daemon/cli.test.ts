@@ -55,7 +55,7 @@ describe("lifeboat daemon (CLI)", () => {
       drills: { "yearly-drill": drill("yearly-drill", "yearly") },
     });
     const { child, result } = startCli(["--config", p.config, "daemon"], { LIFEBOAT_IDENTITY_FILE: "" });
-    await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, "healthz", 20_000);
+    await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, "healthz", 60_000);
     child.kill("SIGTERM");
     const r = await result;
     expect(r.status, r.stderr).toBe(0);
@@ -73,7 +73,7 @@ describe("lifeboat daemon (CLI)", () => {
       jobs: { big: pgJob("big", "* * * * * *") },
     });
     const { child, result } = startCli(["--config", p.config, "daemon"]);
-    await until(async () => (await multipartLeftovers(cfg)).length > 0, "a multipart upload in progress", 30_000);
+    await until(async () => (await multipartLeftovers(cfg)).length > 0, "a multipart upload in progress", 60_000);
     child.kill("SIGTERM");
     const r = await result;
     expect(r.status, r.stderr).toBe(1);
@@ -84,8 +84,11 @@ describe("lifeboat daemon (CLI)", () => {
     const t = new S3Target("offsite", cfg);
     const keys = (await listAll(t, "big/")).map((o) => o.key);
     await t.close();
-    expect(keys.filter((k) => k.endsWith("manifest.json"))).toEqual([]);
-    expect(keys).toEqual([]);
+    // Snapshot directories with objects but no manifest would be partial snapshots. (A run that finished before the
+    // signal, on a fast machine, may have left a complete one; that is fine.)
+    const dirs = new Set(keys.map((k) => k.split("/").slice(0, 3).join("/")));
+    const partial = [...dirs].filter((d) => !keys.includes(`${d}/manifest.json`));
+    expect(partial).toEqual([]);
     expect(await multipartLeftovers(cfg)).toEqual([]);
   });
 });

@@ -82,14 +82,12 @@ describe("lifeboat daemon (in-process)", () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     await d.waitFor((e) => e.event === "backup.snapshot" && e.job === "good");
     const webhook = (event: string) => hooks.got.filter((g) => g.path === "/hook").find((g) => JSON.parse(g.body).event === event);
-    await until(() => webhook("backup.failed"), "the failure webhook", 20_000);
+    await until(() => webhook("backup.failed"), "the failure webhook", 60_000);
     await until(() => hooks.got.some((g) => g.path === "/ping/good"), "the success ping");
 
     const failure = JSON.parse(webhook("backup.failed")?.body as string);
     expect(failure).toMatchObject({ event: "backup.failed", severity: "error", job: "broken", attempts: 2, targets: ["offsite"] });
     expect(failure.text).toMatch(/backup of job broken failed after 2 attempts: .*does not exist/);
-    // The report check at start announced what was already wrong: nothing proves either job (no drills).
-    expect(JSON.parse(webhook("job.unproven")?.body as string)).toMatchObject({ severity: "warning", status: "unproven" });
     const paths = hooks.got.map((g) => g.path);
     expect(paths).toContain("/ping/good/start");
     expect(paths).toContain("/ping/broken/start");
