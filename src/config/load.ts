@@ -5,6 +5,7 @@ import { Encrypter } from "age-encryption";
 import type { z } from "zod";
 import { ConfigError, messageOf } from "../errors.ts";
 import { findBoundaryViolations } from "../safety/boundary.ts";
+import { checkVolumeDevices } from "../safety/device.ts";
 import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema } from "./schema.ts";
 
 /** A job together with the file that declared it. */
@@ -142,6 +143,11 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
       hint: "a backup must live in a different blast radius than its source: pick a target with another boundary",
     });
   }
+  // Labels can lie: a filesystem target on the very device of a volume it backs up dies with it.
+  checkVolumeDevices(
+    [...jobs.values()].map((j) => ({ ...j, file: show(j.file) })),
+    config.targets,
+  );
   return { file, config, jobs, drills };
 }
 

@@ -1,10 +1,149 @@
-import { code, LifeboatError } from "../errors.ts";
-import type { DrillKind, Scratch } from "./kind.ts";
+import { chmod, lstat, mkdir, readdir, realpath, rm } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import type { Readable } from "node:stream";
+import type { Drill } from "../config/schema.ts";
+import { ConfigError, code, LifeboatError, messageOf, RefusedError, wrap } from "../errors.ts";
+import { type ExtractResult, extractTar } from "../safety/extract.ts";
+import type { Inventory } from "../sources/source.ts";
+import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
+import { checkVolumeTree } from "./volume-check.ts";
 
-/** Placeholder until volume drills land: refuses clearly instead of pretending. */
+export { checkVolumeTree } from "./volume-check.ts";
+
+/** Options of restoreVolume. */
+export interface RestoreVolumeOptions {
+  /** The volume's tar (the artifact's plaintext). */
+  input: Readable;
+  /** Where to restore; created if missing. */
+  dir: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Restores a volume snapshot's tar into a directory with the safe extractor: nothing is written outside `dir`, no
+ * entry goes through a symlink, device files and escaping paths are refused (RefusedError). Symlinks that point
+ * outside are restored as the links they were in the volume (they are created last and never followed). It does not
+ * check whether `dir` holds data: the restore command's guard does. Rejects with the input's error (code kept),
+ * IntegrityError for a damaged archive, code ABORTED on abort.
+ */
+export async function restoreVolume(opts: RestoreVolumeOptions): Promise<ExtractResult> {
+  await mkdir(opts.dir, { recursive: true });
+  return extractTar({ input: opts.input, dir: opts.dir, signal: opts.signal, outsideSymlinks: "keep" });
+}
+
+/** The scratch directory of one volume drill run. */
+class VolumeScratch implements Scratch {
+  readonly location: string;
+
+  constructor(dir: string) {
+    this.location = dir;
+  }
+
+  /** Extracts the artifact into the scratch directory. Rejects with the input's or the extractor's error, or ABORTED. */
+  async restore(input: ArtifactInput, signal: AbortSignal): Promise<void> {
+    const where = `restore into ${this.location}`;
+    if (signal.aborted) throw new LifeboatError(code.aborted, `${where}: aborted`);
+    try {
+      await restoreVolume({ input: await input.stream(), dir: this.location, signal });
+    } catch (err) {
+      if (signal.aborted) throw new LifeboatError(code.aborted, `${where}: aborted`, { cause: err });
+      throw wrap(where, err);
+    }
+  }
+
+  /**
+   * Compares the restored tree with the inventory (unless checks.files is "off", which runs no check): every file
+   * with its size and sha256, symlink targets, permission bits, nothing extra. A difference is a failing
+   * CheckResult, never a rejection; rejects with ABORTED on abort.
+   */
+  async check(inventory: Inventory, drill: Drill, signal: AbortSignal): Promise<CheckResult[]> {
+    if (drill.checks.files === "off") return [];
+    try {
+      return [await checkVolumeTree(this.location, inventory, signal)];
+    } catch (err) {
+      if (err instanceof LifeboatError && err.code === code.aborted) throw err;
+      throw wrap(`check ${this.location}`, err);
+    }
+  }
+
+  /** Removes the scratch directory; idempotent, also after a failed restore or one that left read-only directories. */
+  async drop(): Promise<void> {
+    // Only ever a directory this kind named: a bug elsewhere must not turn drop into rm -rf of something else.
+    if (!basename(this.location).startsWith("lifeboat_drill_")) throw new Error(`refusing to remove ${this.location}`);
+    try {
+      await rm(this.location, { recursive: true, force: true });
+    } catch (err) {
+      const errno = (err as { code?: string }).code;
+      if (errno !== "EACCES" && errno !== "EPERM") throw err;
+      // Not root, and a restored directory is read-only (mode 0555): make directories writable, then remove.
+      await makeWritable(this.location);
+      await rm(this.location, { recursive: true, force: true });
+    }
+  }
+}
+
+async function makeWritable(dir: string): Promise<void> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return;
+  await chmod(dir, 0o700).catch(() => {});
+  for (const name of await readdir(dir).catch(() => [])) await makeWritable(join(dir, name));
+}
+
+/** A path resolved through symlinks as far as it exists (so a symlinked directory cannot hide where it points). */
+async function real(path: string): Promise<string> {
+  const abs = resolve(path);
+  try {
+    return await realpath(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(await real(parent), basename(abs));
+  }
+}
+
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * Drills of volume jobs: the snapshot's tar is extracted into a fresh directory
+ * `<scratch.directory>/lifeboat_drill_<job>_<runId>` (mode 0700: it holds restored data) and compared with the
+ * inventory there. createScratch rejects with ConfigError if scratch.directory is unset and with RefusedError if
+ * the new directory would lie inside the volume or hold it.
+ */
 export const volumeDrillKind: DrillKind = {
   kind: "volume",
-  async createScratch(): Promise<Scratch> {
-    throw new LifeboatError(code.config, "drills of volume jobs are not supported yet");
+  async createScratch(ctx: ScratchContext): Promise<Scratch> {
+    const { config, job, runId, signal } = ctx;
+    if (signal.aborted) throw new LifeboatError(code.aborted, `drill of job "${job.name}": aborted`);
+    if (job.source.type !== "volume") {
+      throw new ConfigError(`job "${job.name}": a volume drill needs a volume source, not ${job.source.type}`);
+    }
+    const parent = config.scratch.directory;
+    if (!parent) {
+      throw new ConfigError(`job "${job.name}": drills of volume jobs restore into scratch.directory, which is not set`, {
+        hint: 'set scratch: { directory: "/var/tmp/lifeboat-scratch" } in backup.config.ts (outside the volume, with room for a full copy)',
+      });
+    }
+    // The run id becomes a path component: anything but a plain token could climb out of scratch.directory.
+    if (!/^[A-Za-z0-9_-]+$/.test(runId)) throw new LifeboatError(code.failed, `drill run id "${runId}" is not a plain token`);
+    const dir = join(await real(parent), `lifeboat_drill_${job.name}_${runId}`);
+    const source = await real(job.source.path);
+    if (within(dir, source) || within(source, dir)) {
+      throw new RefusedError(`job "${job.name}": scratch directory ${dir} and the volume ${source} would overlap`, {
+        hint: "point scratch.directory outside the volume (and not above it), so a drill never writes into the data it checks",
+      });
+    }
+    try {
+      await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
+      // Not recursive: an existing directory of that name is an error, so the scratch place is always fresh.
+      await mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      throw new LifeboatError(code.failed, `job "${job.name}": create scratch directory ${dir}: ${messageOf(err)}`, {
+        cause: err,
+        hint: "check that scratch.directory is writable",
+      });
+    }
+    return new VolumeScratch(dir);
   },
 };
