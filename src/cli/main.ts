@@ -6,9 +6,11 @@ import { doctorCommand } from "./doctor.ts";
 import { drillCommand } from "./drill.ts";
 import { reportError } from "./exit.ts";
 import { keygenCommand } from "./keygen.ts";
+import { pruneCommand } from "./prune.ts";
 import { reportCommand } from "./report.ts";
 import { restoreCommand } from "./restore.ts";
 import { snapshotsCommand } from "./snapshots.ts";
+import { undeleteCommand } from "./undelete.ts";
 import { verifyCommand } from "./verify.ts";
 
 /** Builds the program with every command. */
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
     verifyCommand,
     restoreCommand,
     doctorCommand,
+    pruneCommand,
+    undeleteCommand,
     reportCommand,
     daemonCommand,
   ]) {
