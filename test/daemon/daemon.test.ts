@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listSnapshots } from "../../src/catalog/snapshots.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { type DaemonHandle, type DaemonResult, runDaemon } from "../../src/daemon/daemon.ts";
+import { backupJob } from "../../src/pipeline/job.ts";
 import { S3Target } from "../../src/storage/s3.ts";
 import { makeKey } from "../helpers/age.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/pg.ts";
+import { adminUrl, createTestDatabase, type TestDatabase } from "../helpers/pg.ts";
 import { daemonProject, freePort, restartableS3, startReceiver, until } from "./env.ts";
 import { memoryLogger } from "./fakes.ts";
 
@@ -18,7 +19,7 @@ let hooks: Awaited<ReturnType<typeof startReceiver>>;
 const pgJob = (name: string, url: string, extra = "") =>
   `{ name: "${name}", source: { type: "postgres", url: "${url}", boundary: "test:postgres" }, targets: ["offsite"], schedule: "* * * * * *"${extra} }`;
 
-async function startDaemon(project: { config: string }, port = 0) {
+async function startDaemon(project: { config: string }, port = 0, identities?: string[]) {
   const loaded = await loadConfig(project.config);
   const mem = memoryLogger();
   const ac = new AbortController();
@@ -26,6 +27,7 @@ async function startDaemon(project: { config: string }, port = 0) {
   const done: Promise<DaemonResult> = runDaemon({
     loaded,
     signal: ac.signal,
+    identities,
     log: mem.log,
     metrics: { host: "127.0.0.1", port },
     notifyBackoffMs: 100,
@@ -153,5 +155,20 @@ describe("lifeboat daemon (in-process)", () => {
     expect(ok.runId).toBe(d.events.find((e) => e.event === "run.failed")?.runId);
     await d.stop();
     expect((await snapshots("flaky", "flaky")).complete.length).toBeGreaterThanOrEqual(1);
+  });
+  it("runs a scheduled drill with the given identity; its pass reaches the metrics", async () => {
+    const project = daemonProject({
+      recipient: key.recipient,
+      target: s3.config("drilled"),
+      scratchPostgres: adminUrl,
+      jobs: { kept: `{ name: "kept", source: { type: "postgres", url: "${db.url}", boundary: "test:postgres" }, targets: ["offsite"] }` },
+      drills: { "kept-drill": `{ name: "kept-drill", job: "kept", schedule: "* * * * * *" }` },
+    });
+    expect((await backupJob(await loadConfig(project.config), "kept")).ok).toBe(true);
+    const d = await startDaemon(project, 0, [key.identity]);
+    const rec = await d.waitFor((e) => e.event === "drill.record");
+    expect(rec).toMatchObject({ drill: "kept-drill", job: "kept", verdict: "pass" });
+    await d.stop();
+    expect(await d.handle.metrics.text()).toMatch(/lifeboat_drill_last_pass_timestamp_seconds\{job="kept",target="offsite"\} \d+/);
   });
 });
