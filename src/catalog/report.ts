@@ -114,7 +114,8 @@ export function formatAge(ms: number): string {
 
 /**
  * Computes the report from what the targets hold, as of `now`. Pure: the same input gives the same report, so the
- * CLI, the daemon and tests with a fixed clock agree. Each declared drill proves only the target it restores from.
+ * CLI, the daemon and tests with a fixed clock agree. A drill proves the target it restores from, and another target
+ * only through a byte-identical copy of the snapshot it proved.
  */
 export function computeReport(input: ReportInput): Report {
   const rows: ReportRow[] = [];
@@ -131,6 +132,28 @@ export function computeReport(input: ReportInput): Report {
   }
   const summary = Object.fromEntries(STATUSES.map((s) => [s, rows.filter((r) => r.status === s).length])) as Record<Status, number>;
   return { generatedAt: input.now.toISOString(), ok: rows.every((r) => r.status === "ok"), summary, rows };
+}
+
+/**
+ * Whether a recent passing drill on another target of the job proved a snapshot that this target holds byte for byte
+ * (the same sha256 for every artifact): one stream fans out to every target, so a drill of one copy proves the bytes
+ * of all. Storage rot on this target is what `lifeboat verify --target` catches; a drill per target proves both.
+ */
+function provenElsewhere(job: ReportJob, target: string, listing: SnapshotListing, input: ReportInput): boolean {
+  const now = input.now.getTime();
+  const hashes = (m: { artifacts: readonly { sha256: string }[] }) => m.artifacts.map((a) => a.sha256).join(",");
+  for (const other of input.readings) {
+    if (other.job !== job.name || other.target === target) continue;
+    for (const d of input.drills.filter((x) => x.job === job.name && x.target === other.target)) {
+      for (const r of other.records ?? []) {
+        if (r.drill !== d.name || r.verdict !== "pass" || now - Date.parse(r.finishedAt) > parseDuration(d.maxAge)) continue;
+        const there = other.listing?.complete.find((m) => m.snapshotId === r.snapshotId);
+        const here = listing.complete.find((m) => m.snapshotId === r.snapshotId);
+        if (there && here && hashes(there) === hashes(here)) return true;
+      }
+    }
+  }
+  return false;
 }
 
 function computeRow(job: ReportJob, target: string, reading: TargetReading, drills: readonly ReportDrill[], input: ReportInput): ReportRow {
@@ -183,7 +206,9 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
 
   const passing = records.filter((r) => r.verdict === "pass");
   const newestPass = passing[0];
-  const proven = drills.some((d) => passing.some((r) => r.drill === d.name && now - Date.parse(r.finishedAt) <= parseDuration(d.maxAge)));
+  const proven =
+    drills.some((d) => passing.some((r) => r.drill === d.name && now - Date.parse(r.finishedAt) <= parseDuration(d.maxAge))) ||
+    (drills.length === 0 && provenElsewhere(job, target, listing, input));
   if (!proven) {
     if (drills.length === 0) {
       const anyDrill = input.drills.some((d) => d.job === job.name);
