@@ -97,6 +97,12 @@ export function verdictOf(v: VerdictInput): { verdict: Verdict; reasons: string[
     return { verdict: "append-only", reasons: [...reasons, "the writer credential cannot delete objects"] };
   }
   if (v.writerDelete === "yes") reasons.push("the writer credential can delete objects");
+  if (v.writerDelete === "yes" && v.versioning === "enabled") {
+    reasons.push(
+      "versioning is on, so its deletes only hide objects behind delete markers; older versions stay until a credential " +
+        "with s3:DeleteObjectVersion or a lifecycle rule removes them",
+    );
+  }
   if (destroysByOverwrite)
     reasons.push(`the writer credential can overwrite objects and versioning is ${v.versioning}, so an overwrite destroys`);
   return { verdict: "deletable", reasons };
