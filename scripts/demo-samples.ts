@@ -1,6 +1,7 @@
 // Sample data for the demo, one entry per source kind. Each prepares its data and returns the job and drill
 // declarations, or undefined (with a plain explanation) when what it needs is not on this machine.
-import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
@@ -21,6 +22,25 @@ export interface Sample {
   label: string;
   prepare(dir: string): Promise<Prepared | undefined>;
 }
+
+const volume: Sample = {
+  job: "demo-files",
+  label: "a directory of uploads (no server needed)",
+  async prepare(dir) {
+    const root = join(dir, "app", "uploads");
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(join(root, `2026-${String(d + 1).padStart(2, "0")}`), { recursive: true });
+      for (let f = 0; f < 25; f++)
+        writeFileSync(join(root, `2026-${String(d + 1).padStart(2, "0")}`, `upload-${f}.bin`), randomBytes(2048 + f * 97));
+    }
+    writeFileSync(join(root, "README.txt"), "files users uploaded\n");
+    symlinkSync("README.txt", join(root, "LATEST"));
+    return {
+      job: `{ name: "demo-files", source: { type: "volume", path: ${JSON.stringify(root)}, boundary: "app-disk", exclude: ["*.tmp"] }, targets: ["offsite"], rpo: "1d" }`,
+      drill: `{ name: "demo-files-drill", job: "demo-files", checks: { files: "exact" } }`,
+    };
+  },
+};
 
 const pgAdmin = process.env.DEMO_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -133,4 +153,4 @@ const mysql: Sample = {
 };
 
 /** Every sample, in the order the demo runs them. */
-export const samples: Sample[] = [sqlite, postgres, mysql];
+export const samples: Sample[] = [sqlite, volume, postgres, mysql];

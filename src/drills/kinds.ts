@@ -1,4 +1,5 @@
 import { ConfigError } from "../errors.ts";
+import { directoryDestination } from "./dir-destination.ts";
 import type { DrillKind } from "./kind.ts";
 import { mysqlDrillKind } from "./mysql.ts";
 import { postgresDrillKind } from "./postgres.ts";
@@ -23,4 +24,5 @@ export function drillKindFor(sourceKind: string): DrillKind {
 registerDrillKind(postgresDrillKind);
 registerDrillKind(mysqlDrillKind);
 registerDrillKind(sqliteDrillKind);
-registerDrillKind(volumeDrillKind);
+// The directory destination builds on restoreVolume, so it is joined to the kind here rather than inside volume.ts.
+registerDrillKind({ ...volumeDrillKind, openDestination: async (to: string) => directoryDestination(to) } as DrillKind);

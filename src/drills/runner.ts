@@ -88,9 +88,10 @@ async function drillOn(target: Target, drill: LoadedDrill, job: LoadedJob, opts:
     if (!artifact) throw new LifeboatError(code.integrity, `snapshot ${manifest.snapshotId} lists no artifact`);
     // The inventory first: small, and a wrong identity shows here before anything is created.
     const inventory = await readInventory(target, manifest, opts.identities);
-    // The scratch area is lifeboat's own: created on first use, readable by its owner only (restored data is sensitive).
-    if (opts.loaded.config.scratch.directory) await mkdir(opts.loaded.config.scratch.directory, { recursive: true, mode: 0o700 });
     scratch = await kind.createScratch({ config: opts.loaded.config, job, manifest, runId: randomBytes(4).toString("hex"), signal });
+    // The scratch area is lifeboat's own: created on first use, readable by its owner only (restored data is sensitive).
+    // Only after createScratch, whose guards refuse a scratch area inside the source.
+    if (opts.loaded.config.scratch.directory) await mkdir(opts.loaded.config.scratch.directory, { recursive: true, mode: 0o700 });
     const input: ArtifactInput = {
       stream: () => openArtifact(target, manifest, artifact, opts.identities, signal),
       file: async () => {

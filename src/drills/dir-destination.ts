@@ -1,0 +1,49 @@
+import { opendir, stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import { code, LifeboatError, messageOf } from "../errors.ts";
+import type { Destination } from "./kind.ts";
+import { restoreVolume } from "./volume.ts";
+
+// Enough entries to tell a person what is there; a full walk of a large tree is not needed to say "it holds data".
+const SAMPLE = 10;
+
+/**
+ * A directory as a restore destination (volume snapshots). A missing or empty directory is restored into directly;
+ * one holding anything needs a confirmed overwrite: files in the snapshot replace theirs, other files stay.
+ */
+export function directoryDestination(to: string): Destination {
+  const dir = resolve(to);
+  return {
+    confirmName: dir,
+    display: dir,
+    async inspect() {
+      const st = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return undefined;
+        throw new LifeboatError(code.failed, `inspect ${dir}: ${messageOf(err)}`, { cause: err });
+      });
+      if (!st) return { empty: true, lines: [`directory ${dir} does not exist; it will be created`] };
+      if (!st.isDirectory())
+        throw new LifeboatError(code.usage, `${dir} exists and is not a directory`, { hint: "give a directory to restore into" });
+      const names: string[] = [];
+      let more = false;
+      for await (const e of await opendir(dir)) {
+        if (names.length === SAMPLE) {
+          more = true;
+          break;
+        }
+        names.push(e.name);
+      }
+      if (names.length === 0) return { empty: true, lines: [`directory ${dir} exists and is empty`] };
+      return {
+        empty: false,
+        lines: [
+          `directory ${dir} HOLDS DATA: ${names.join(", ")}${more ? ", …" : ""}`,
+          "  files in the snapshot will replace files of the same name; other files stay",
+        ],
+      };
+    },
+    async restore(input, _opts, signal) {
+      await restoreVolume({ input: await input.stream(), dir, signal });
+    },
+  };
+}
