@@ -1,10 +1,11 @@
 import type { LoadedConfig } from "../config/load.ts";
 import { messageOf } from "../errors.ts";
-import { createTarget } from "../storage/index.ts";
+import { openTargetAs } from "../storage/roles.ts";
 import type { Target } from "../storage/target.ts";
 import { listDrillRecords } from "./drill-record.ts";
 import { computeReport, type Report, type ReportDrill, type ReportJob, type TargetReading } from "./report.ts";
 import { listSnapshots } from "./snapshots.ts";
+import { listTombstones } from "./tombstones.ts";
 
 /** Options for reading the report from the targets. */
 export interface ReadReportOptions {
@@ -31,17 +32,23 @@ export function reportSubjects(loaded: LoadedConfig, only?: readonly string[]): 
   return { jobs, drills };
 }
 
+/** Opens a target with the reader credential: the report only lists and reads. */
 function openForReading(loaded: LoadedConfig, name: string): Target {
   const cfg = loaded.config.targets[name];
   if (!cfg) throw new Error(`target "${name}" is not declared`);
-  return createTarget(name, cfg);
+  return openTargetAs(name, cfg, "reader");
 }
 
 /** Reads one job's snapshots and drill records from one target; a failure is returned, not thrown. */
 export async function readTarget(target: Target, job: string): Promise<TargetReading> {
   try {
-    const [listing, drills] = await Promise.all([listSnapshots(target, job), listDrillRecords(target, job)]);
-    return { job, target: target.name, listing, records: drills.records };
+    const [listing, drills, tombstones] = await Promise.all([
+      listSnapshots(target, job),
+      listDrillRecords(target, job),
+      listTombstones(target, job),
+    ]);
+    const pending = tombstones.map((t) => ({ snapshotId: t.snapshotId, deleteAfter: t.deleteAfter }));
+    return { job, target: target.name, listing, records: drills.records, pending };
   } catch (err) {
     return { job, target: target.name, error: messageOf(err) };
   }

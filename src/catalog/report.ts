@@ -36,6 +36,8 @@ export interface TargetReading {
   listing?: SnapshotListing;
   /** Drill records, any order. */
   records?: readonly DrillRecord[];
+  /** Snapshots marked for deletion by prune (tombstones), with the time after which a prune deletes them. */
+  pending?: readonly { snapshotId: string; deleteAfter: string }[];
   error?: string;
 }
 
@@ -81,6 +83,8 @@ export interface ReportRow {
   /** "Last good": the newest snapshot a passing drill proved, and whether it is still on the target. */
   lastGood?: { snapshotId: string; finishedAt: string; ageMs: number; available: boolean };
   counts: { complete: number; incomplete: number; broken: number; drillRecords: number };
+  /** Snapshots marked for deletion (two-phase prune); `lifeboat undelete` keeps one. */
+  pendingDeletions: { snapshotId: string; deleteAfter: string }[];
   /** Snapshots, failed backups and drills, oldest first, within timelineDays. */
   timeline: TimelineEvent[];
 }
@@ -271,6 +275,7 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
       broken: listing.broken.length,
       drillRecords: records.length,
     },
+    pendingDeletions: [...(reading.pending ?? [])].sort((a, b) => a.snapshotId.localeCompare(b.snapshotId)),
     timeline: timeline(complete, failedRuns, records, now - (input.timelineDays ?? 30) * unitMs.d),
   };
 }

@@ -67,6 +67,10 @@ function renderTable(report: Report): string {
   report.rows.forEach((r, i) => {
     out.push(line(rows[i] as string[]));
     for (const reason of r.reasons) out.push(`    ${reason}`);
+    for (const p of r.pendingDeletions)
+      out.push(
+        `    pending deletion: ${p.snapshotId} (deleted by a prune after ${p.deleteAfter}; lifeboat undelete ${r.job} ${p.snapshotId} keeps it)`,
+      );
   });
   const counts = Object.entries(report.summary)
     .filter(([, n]) => n > 0)

@@ -1,9 +1,11 @@
+import { pruneJob } from "../catalog/prune.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { runDrill } from "../drills/runner.ts";
 import { code, LifeboatError, messageOf } from "../errors.ts";
 import { backupJob } from "../pipeline/job.ts";
 import type { Target } from "../storage/target.ts";
 import type { Clock } from "./clock.ts";
+import type { Logger } from "./log.ts";
 import type { DaemonMetrics } from "./metrics.ts";
 import type { RunFn, Task } from "./scheduler.ts";
 
@@ -22,6 +24,23 @@ export class RunError extends LifeboatError {
     this.name = "RunError";
     this.targets = opts.targets;
     this.retryable = opts.retryable ?? true;
+  }
+}
+
+/**
+ * Runs retention after a successful backup when config.daemon.prune is on (pruner credential). A failed prune is
+ * logged, never fatal: the backup it follows succeeded, and keeping a snapshot too long harms nothing.
+ */
+async function pruneAfterBackup(loaded: LoadedConfig, job: string, now: Date, log: Logger): Promise<void> {
+  try {
+    const r = await pruneJob(loaded, job, { now });
+    if (r.skipped) return;
+    for (const t of r.targets) {
+      const { marked, deleted } = t.applied;
+      log.info("prune.applied", { job, target: t.target, marked: marked.length, deleted: deleted.length, ok: t.ok, errors: t.errors });
+    }
+  } catch (err) {
+    log.warn("prune.failed", { job, error: messageOf(err) });
   }
 }
 
@@ -100,6 +119,7 @@ export function makeRunner(deps: RunnerDeps): RunFn {
           { targets: failed.map((t) => t.target) },
         );
       }
+      if (loaded.config.daemon.prune) await pruneAfterBackup(loaded, task.name, clock.now(), log);
       return;
     }
     const identities = deps.identities;

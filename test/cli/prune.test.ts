@@ -108,6 +108,10 @@ describe("prune through the CLI, in two phases", () => {
     expect(r.stdout).toMatch(new RegExp(`${ids[2]}  mark`));
     expect(r.stdout).toMatch(/marked 2, deleted 0, unmarked 0/);
     expect(await keys(`${job}/tombstones/`)).toEqual([`${job}/tombstones/${ids[0]}.json`, `${job}/tombstones/${ids[2]}.json`]);
+    // The report shows the pending deletions, read from the target alone.
+    const report = await cli(["--json", "report"]);
+    const rows = (report.json as { rows: { pendingDeletions: { snapshotId: string }[] }[] }).rows;
+    expect(rows[0]?.pendingDeletions.map((p) => p.snapshotId)).toEqual([ids[0], ids[2]]);
   });
 
   it("within the grace period the marks wait", async () => {
