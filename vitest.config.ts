@@ -10,5 +10,6 @@ export default defineConfig({
     // Integration tests share one PostgreSQL and one MariaDB; files run in parallel, tests inside a file in order.
     fileParallelism: true,
     maxWorkers: 2,
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 });
