@@ -12,7 +12,7 @@ import { makeKey } from "../helpers/age.ts";
 import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/pg.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
-import { readRunbook, runBash, runCommand, scriptFor, stockPath, writeAwsShim } from "./runbook.ts";
+import { readRunbook, runBash, runCommand, STORAGE_VARIANTS, scriptFor, stepsFor, stockPath, writeAwsShim } from "./runbook.ts";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const JOB = "orders-db";
@@ -142,6 +142,12 @@ function runbookEnv(work: string, newdb: string): Record<string, string> {
     PGHOST: pgUrl.hostname,
     PGPORT: pgUrl.port || "5432",
     PGUSER: decodeURIComponent(pgUrl.username) || "postgres",
+    // The other kinds' variables (test/recovery/runbook-kinds.test.ts uses them); unused by the PostgreSQL steps.
+    MYSQL_HOST: "127.0.0.1",
+    MYSQL_TCP_PORT: "3306",
+    MYSQL_USER: "root",
+    NEWFILE: join(work, "not-used.db"),
+    NEWDIR: join(work, "not-used"),
     BUCKET: s3.bucket,
     PREFIX,
     AWS_REGION: "us-east-1",
@@ -158,13 +164,12 @@ function runbookEnv(work: string, newdb: string): Record<string, string> {
 describe("docs/RECOVERY.md", () => {
   const runbook = readRunbook();
 
-  it("marks its variables and steps 1 to 7 for each way of reading a target", () => {
+  it("marks its variables and PostgreSQL steps 1 to 7 for each way of reading a target", () => {
     const env = runbookEnv("/nonexistent", "x");
     for (const v of runbook.variables) expect(Object.keys(env), `variable ${v} of the runbook`).toContain(v);
     expect(runbook.variables).toEqual(expect.arrayContaining(["JOB", "IDENTITY", "BUCKET", "PREFIX", "S3_URL", "FS_PATH", "NEWDB"]));
-    for (const variant of ["aws", "curl", "fs"]) {
-      const steps = runbook.steps.filter((s) => s.variant === undefined || s.variant === variant).map((s) => s.step);
-      expect(steps.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    for (const variant of STORAGE_VARIANTS) {
+      expect(stepsFor(runbook, variant, "postgres").map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     }
   });
 
@@ -176,7 +181,7 @@ describe("docs/RECOVERY.md", () => {
     const env = runbookEnv(work, newdb);
     if (variant === "aws") env.PATH = `${awsShim}:${env.PATH}`;
 
-    const r = await runBash(scriptFor(runbook, variant), { cwd: work, env });
+    const r = await runBash(scriptFor(runbook, variant, "postgres"), { cwd: work, env });
     // SHOW_RUNBOOK=1 prints the transcript of a passing run too.
     if (process.env.SHOW_RUNBOOK) console.log(r.stdout, r.stderr);
     const shown = `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;

@@ -3,10 +3,15 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 
+/** Ways of reading a target: steps 2 and 3 come in one form for each. */
+export const STORAGE_VARIANTS = ["aws", "curl", "fs"] as const;
+/** Source kinds: steps 5 to 7 come in one form for each. */
+export const KIND_VARIANTS = ["postgres", "mysql", "sqlite", "volume"] as const;
+
 /** One copy-pasteable block of docs/RECOVERY.md, as marked by its first line (`# step N` or `# step N (variant)`). */
 export interface RunbookStep {
   step: number;
-  /** "aws", "curl", "fs"; undefined for steps every variant runs. */
+  /** A way of reading the target ("aws", "curl", "fs") or a source kind ("postgres", "mysql", …); undefined for steps every reader runs. */
   variant?: string;
   code: string;
 }
@@ -43,11 +48,21 @@ export function parseRunbook(markdown: string): Runbook {
   return { variables, steps };
 }
 
-/** The script a reader following one variant runs: the common steps and the variant's, in step order, in one shell. */
-export function scriptFor(runbook: Runbook, variant: string): string {
-  const chosen = runbook.steps.filter((s) => s.variant === undefined || s.variant === variant).sort((a, b) => a.step - b.step);
+/**
+ * The script a reader runs for one way of reading the target and one source kind: the common steps, the storage
+ * variant's and the kind's, in step order, in one shell.
+ */
+export function scriptFor(runbook: Runbook, storage: string, kind = "postgres"): string {
+  const chosen = stepsFor(runbook, storage, kind);
   const parts = chosen.map((s) => `echo "=== step ${s.step}${s.variant ? ` (${s.variant})` : ""}"\n${s.code}`);
   return `set -euo pipefail\n${parts.join("\n")}\n`;
+}
+
+/** The blocks a reader of one storage variant and one source kind follows, in step order. */
+export function stepsFor(runbook: Runbook, storage: string, kind: string): RunbookStep[] {
+  return runbook.steps
+    .filter((s) => s.variant === undefined || s.variant === storage || s.variant === kind)
+    .sort((a, b) => a.step - b.step);
 }
 
 /** What a finished bash run printed. */
