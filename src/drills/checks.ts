@@ -52,7 +52,9 @@ export function evaluateQuery(q: DrillQuery, result: { value: number } | { error
 /** Turns the first column of a query's single row into a number, or explains why it cannot. */
 export function singleNumber(rows: readonly Record<string, unknown>[]): { value: number } | { error: string } {
   if (rows.length !== 1) return { error: `the query returned ${rows.length} rows; it must return exactly one row with one number` };
-  const first = Object.values(rows[0] as Record<string, unknown>)[0];
+  const values = Object.values(rows[0] as Record<string, unknown>);
+  if (values.length !== 1) return { error: `the query returned ${values.length} columns; it must return exactly one row with one number` };
+  const first = values[0];
   const n = typeof first === "bigint" ? Number(first) : typeof first === "string" && first.trim() !== "" ? Number(first) : first;
   if (typeof n !== "number" || Number.isNaN(n)) return { error: `the query returned ${JSON.stringify(first)}, not a number` };
   return { value: n };

@@ -160,7 +160,7 @@ export const sqliteDrillKind: DrillKind & RestoreKind = {
       });
     }
     try {
-      await mkdir(dirname(dir), { recursive: true });
+      await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
       // Not recursive: an existing directory of that name is an error, so the scratch place is always fresh.
       await mkdir(dir, { mode: 0o700 });
     } catch (err) {
