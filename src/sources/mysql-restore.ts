@@ -7,6 +7,7 @@ import { ConfigError, code, LifeboatError, RefusedError, wrap } from "../errors.
 import { redact } from "../secret.ts";
 import { displayMysqlUrl, parseMysqlUrl, quoteId, secretsOf } from "./mysql-connect.ts";
 import { exitOf, exitWhy, findTool, stderrTail, terminate, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
+import { benignPipeError } from "./process.ts";
 
 /** How DumpRewriter changes a dump on its way into the client. */
 export interface RewriteOptions {
@@ -213,8 +214,7 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
     let inputError: unknown;
     pipeline(opts.input, rewriter, child.stdin, (err) => {
       // EPIPE and friends only mean the client stopped reading; its exit code says why.
-      const errCode = (err as { code?: string } | undefined)?.code;
-      if (err && !["EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(errCode ?? "")) {
+      if (err && !benignPipeError(err)) {
         inputError = err;
         terminate(child);
       }

@@ -1,7 +1,6 @@
-import { type ChildProcess, execFile } from "node:child_process";
+import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { code, LifeboatError } from "../errors.ts";
 import type { MysqlParams } from "./mysql-connect.ts";
 
@@ -21,8 +20,6 @@ const CANDIDATES = {
   dump: { mariadb: "mariadb-dump", mysql: "mysqldump" },
   client: { mariadb: "mariadb", mysql: "mysql" },
 } as const;
-
-const STDERR_LIMIT = 64 * 1024;
 
 // Inherited variables that would make a tool connect elsewhere than the URL says, or with another password.
 const CONNECTION_ENV = ["MYSQL_PWD", "MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_UNIX_PORT", "MYSQL_GROUP_SUFFIX", "MYSQL_HOME"];
@@ -105,42 +102,4 @@ function tlsOptions(p: MysqlParams, flavor: ToolFlavor): string[] {
   return ["ssl", ...ca, p.tls === "REQUIRED" ? "skip-ssl-verify-server-cert" : "ssl-verify-server-cert"];
 }
 
-/** Keeps the last bytes a child writes to stderr, bounded. */
-export function stderrTail(stream: Readable): () => string {
-  let buf = Buffer.alloc(0);
-  stream.on("data", (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    if (buf.length > STDERR_LIMIT) buf = buf.subarray(buf.length - STDERR_LIMIT);
-  });
-  return () => buf.toString("utf8").trim();
-}
-
-/** How a child ended. */
-export interface Exit {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
-}
-
-/** Resolves once the child is gone; never rejects. */
-export function exitOf(child: ChildProcess): Promise<Exit> {
-  return new Promise((resolve) => {
-    child.on("error", (error) => {
-      if (child.pid === undefined) resolve({ status: null, signal: null, error });
-    });
-    child.on("close", (status, signal) => resolve({ status, signal }));
-  });
-}
-
-/** Says how a child ended: "exited with code 2", "was killed by SIGTERM", "could not run (…)". */
-export function exitWhy(exit: Exit): string {
-  if (exit.error) return `could not run (${exit.error.message})`;
-  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.status}`;
-}
-
-/** Kills a child with SIGTERM, then SIGKILL if it lingers. */
-export function terminate(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"), 5000).unref();
-}
+export { exitOf, exitWhy, stderrTail, terminate } from "./process.ts";

@@ -1,15 +1,15 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { PassThrough, pipeline, type Readable } from "node:stream";
 import type pg from "pg";
 import type { PostgresSourceConfig } from "../config/schema.ts";
 import { ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact, Secret } from "../secret.ts";
 import { childEnv, connectPostgres, display, type PgParams, parsePostgresUrl } from "./postgres-connect.ts";
+import { benignPipeError, exitOf, exitWhy, stderrTail, terminate } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 
 export { connectPostgres, type PgParams, parsePostgresUrl, pgEnv, type SslMode } from "./postgres-connect.ts";
 
-const STDERR_LIMIT = 64 * 1024;
 const LIST_TABLES = `
   select format('%I.%I', n.nspname, c.relname) as name
     from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -73,43 +73,6 @@ function checkDumpArgs(args: readonly string[]): void {
 }
 
 /** Keeps the last bytes a child writes to stderr, bounded. */
-function stderrTail(stream: Readable): () => string {
-  let buf = Buffer.alloc(0);
-  stream.on("data", (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    if (buf.length > STDERR_LIMIT) buf = buf.subarray(buf.length - STDERR_LIMIT);
-  });
-  return () => buf.toString("utf8").trim();
-}
-
-interface Exit {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
-}
-
-/** Resolves once the child is gone; never rejects. */
-function exitOf(child: ChildProcess): Promise<Exit> {
-  return new Promise((resolve) => {
-    child.on("error", (error) => {
-      if (child.pid === undefined) resolve({ status: null, signal: null, error });
-    });
-    child.on("close", (status, signal) => resolve({ status, signal }));
-  });
-}
-
-function exitWhy(exit: Exit): string {
-  if (exit.error) return `could not run (${exit.error.message})`;
-  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.status}`;
-}
-
-/** Kills a child with SIGTERM, then SIGKILL if it lingers. */
-function terminate(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"), 5000).unref();
-}
-
 /**
  * A PostgreSQL database, dumped with pg_dump's custom format (uncompressed; the pipeline compresses) and counted
  * table by table in the same exported snapshot, so the inventory is exact for that dump.
@@ -285,8 +248,7 @@ export async function restorePostgres(opts: RestorePostgresOptions): Promise<{ w
   if (opts.input && child.stdin) {
     pipeline(opts.input, child.stdin, (err) => {
       // EPIPE and friends only mean pg_restore stopped reading; its exit code says why.
-      const errCode = (err as { code?: string } | undefined)?.code;
-      if (err && !["EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(errCode ?? "")) {
+      if (err && !benignPipeError(err)) {
         inputError = err;
         terminate(child);
       }
