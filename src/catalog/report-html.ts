@@ -1,19 +1,9 @@
+import { bytes as size } from "../format.ts";
 import { formatAge, type Report, type ReportRow, type Status, type TimelineEvent } from "./report.ts";
 
 const colors: Record<Status, string> = { ok: "#1a7f37", stale: "#9a6700", unproven: "#8250df", failing: "#cf222e", never: "#57606a" };
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-
-function size(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
-}
 
 const css = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1f2328;background:#fff}

@@ -26,17 +26,7 @@ export function print(json: boolean | undefined, value: unknown, text: () => str
   } else process.stdout.write(`${text()}\n`);
 }
 
-/** Formats a byte count for people. */
-export function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
-}
+export { bytes } from "../format.ts";
 
 /** Formats a duration in milliseconds for people. */
 export function duration(ms: number): string {
