@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { Decrypter, Encrypter, type Recipient } from "age-encryption";
 import { code, IntegrityError, LifeboatError, messageOf } from "../errors.ts";
@@ -24,11 +24,12 @@ function chunkNonce(counter: number, last: boolean): Buffer {
   return n;
 }
 
-function sealChunk(key: Buffer, counter: number, last: boolean, plain: Buffer): Buffer {
+/** Seals one payload chunk; returns its ciphertext and tag separately (they follow each other in the file). */
+function sealChunk(key: KeyObject, counter: number, last: boolean, plain: Buffer): [Buffer, Buffer] {
   const c = createCipheriv("chacha20-poly1305", key, chunkNonce(counter, last), { authTagLength: TAG });
   const body = c.update(plain);
   c.final();
-  return Buffer.concat([body, c.getAuthTag()]);
+  return [body, c.getAuthTag()];
 }
 
 function openChunk(key: Buffer, counter: number, last: boolean, sealed: Buffer): Buffer {
@@ -84,32 +85,46 @@ export async function checkRecipients(recipients: readonly string[]): Promise<vo
 
 /** A Transform that age-encrypts its input to the recipients; the output decrypts with the stock `age -d`. */
 export async function createEncryptStream(recipients: readonly string[]): Promise<Transform> {
-  const { prelude, key } = await newFile(recipients);
-  let pending: Buffer[] = [];
-  let pendingLen = 0;
+  const { prelude, key: rawKey } = await newFile(recipients);
+  // A KeyObject is imported once; a raw key would be imported again by every one of the ~16,000 ciphers per GiB.
+  const key = createSecretKey(rawKey);
+  // Plaintext of the chunk being gathered. Reused: sealing reads it synchronously, so nothing downstream holds it.
+  const stage = Buffer.allocUnsafe(CHUNK);
+  let fill = 0;
   let counter = 0;
+  const seal = (t: Transform, plain: Buffer, last: boolean) => {
+    const [body, tag] = sealChunk(key, counter++, last, plain);
+    // Pushed as two buffers rather than concatenated: a copy of every byte saved.
+    t.push(body);
+    t.push(tag);
+  };
   return new Transform({
     construct(cb) {
       this.push(prelude);
       cb();
     },
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      pending.push(chunk);
-      pendingLen += chunk.length;
-      // Seal only while more than one chunk is buffered: the last chunk carries a flag, so it waits for the end.
-      if (pendingLen > CHUNK) {
-        let all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingLen);
-        while (all.length > CHUNK) {
-          this.push(sealChunk(key, counter++, false, all.subarray(0, CHUNK)));
-          all = all.subarray(CHUNK);
+      let off = 0;
+      while (off < chunk.length) {
+        // A full chunk is sealed only once more input follows: the last chunk carries a flag, so it waits for the end.
+        if (fill === CHUNK) {
+          seal(this, stage, false);
+          fill = 0;
         }
-        pending = [all];
-        pendingLen = all.length;
+        if (fill === 0 && chunk.length - off > CHUNK) {
+          // Whole chunks inside the input (and not its end) are sealed in place, without a copy.
+          seal(this, chunk.subarray(off, off + CHUNK), false);
+          off += CHUNK;
+          continue;
+        }
+        const n = chunk.copy(stage, fill, off, Math.min(chunk.length, off + CHUNK - fill));
+        fill += n;
+        off += n;
       }
       cb();
     },
     flush(cb) {
-      this.push(sealChunk(key, counter++, true, Buffer.concat(pending, pendingLen)));
+      seal(this, stage.subarray(0, fill), true);
       cb();
     },
   });

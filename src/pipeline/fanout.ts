@@ -11,7 +11,15 @@ export class FanOut extends Writable {
   constructor(count: number, highWaterMark = 1024 * 1024) {
     super({ highWaterMark });
     this.branches = Array.from({ length: count }, () => {
-      const b = new PassThrough({ highWaterMark });
+      // The reading side hands on chunks as they were written (object mode): a byte stream read with for-await, as
+      // targets read, joins everything buffered into a new Buffer on every read, a copy of every byte stored.
+      // That side counts chunks; with the age stream's (64 KiB ciphertexts and 16-byte tags) it holds at most about
+      // highWaterMark bytes.
+      const b = new PassThrough({
+        writableHighWaterMark: highWaterMark,
+        readableObjectMode: true,
+        readableHighWaterMark: Math.max(1, Math.round(highWaterMark / (64 * 1024))),
+      });
       // Each branch's failure reaches its consumer's put(); an unobserved error event must not crash the process.
       b.on("error", () => {});
       return b;

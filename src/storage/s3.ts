@@ -1,5 +1,9 @@
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetBucketVersioningCommand,
   GetObjectCommand,
@@ -7,9 +11,11 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  type PutObjectCommandInput,
   S3Client,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import type { S3TargetConfig, TargetConfig } from "../config/schema.ts";
 import { code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
@@ -27,6 +33,11 @@ export interface S3TargetOptions {
 
 const MiB = 1024 * 1024;
 const DAY_MS = 86_400_000;
+/** S3's limit on the parts of one multipart upload. */
+const MAX_PARTS = 10_000;
+
+/** What one stored object is put with: PutObject's input without the body, also spread into the multipart requests. */
+type ObjectParams = Omit<PutObjectCommandInput, "Body">;
 
 /** An S3 Object Lock retention as put on an object: its mode and when it ends. */
 export interface ObjectLockRetention {
@@ -156,7 +167,7 @@ export class S3Target implements Target {
     let size = 0;
     let bodyError: { error: unknown } | undefined;
     // Reading through a generator counts the bytes (the writer credential may lack GetObject, so no HEAD afterwards)
-    // and records the body's own error, which lib-storage would otherwise mix with request errors.
+    // and records the body's own error, which would otherwise be mixed with request errors.
     async function* counted(): AsyncGenerator<Buffer> {
       try {
         for await (const chunk of body) {
@@ -169,30 +180,22 @@ export class S3Target implements Target {
         throw error;
       }
     }
-    const source = Readable.from(counted(), { objectMode: false });
-    // Destroying the body (not upload.abort()) ends the upload through its normal failure path, so done() settles only
-    // after lib-storage has sent AbortMultipartUpload; upload.abort() would reject at once and abort in the background.
+    // Destroying the body ends the upload through its normal failure path, so put settles only after
+    // AbortMultipartUpload was sent.
     const onAbort = () => body.destroy(Object.assign(new Error("put aborted"), { name: "AbortError" }));
     signal?.addEventListener("abort", onAbort, { once: true });
     const lock = retentionFor(this.#config, key, new Date());
-    const upload = new Upload({
-      client: this.#client,
-      params: {
-        Bucket: this.#config.bucket,
-        Key: fullKey,
-        Body: source,
-        ContentType: opts.contentType,
-        // S3 demands a content checksum on every put that carries a retention; CRC32 makes lib-storage checksum the
-        // single put and each part (CreateMultipartUpload declares it). Only here: several S3-compatible servers
-        // reject checksums, and a target without objectLock keeps the plain requests that work everywhere.
-        ...(lock && { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil, ChecksumAlgorithm: "CRC32" as const }),
-      },
-      partSize: this.#config.partSizeMiB * MiB,
-      queueSize: this.#config.queueSize,
-      leavePartsOnError: false,
-    });
+    const params: ObjectParams = {
+      Bucket: this.#config.bucket,
+      Key: fullKey,
+      ContentType: opts.contentType,
+      // S3 demands a content checksum on every put that carries a retention; CRC32 makes the SDK checksum the
+      // single put and each part (CreateMultipartUpload declares it). Only here: several S3-compatible servers
+      // reject checksums, and a target without objectLock keeps the plain requests that work everywhere.
+      ...(lock && { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil, ChecksumAlgorithm: "CRC32" as const }),
+    };
     try {
-      await upload.done();
+      await this.#upload(params, counted());
     } catch (err) {
       // Stop the producer too: the body is useless now, and a stream nobody reads would stall a fan-out.
       body.destroy();
@@ -201,7 +204,6 @@ export class S3Target implements Target {
       throw this.#fail(`upload "${key}"`, err);
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      source.destroy();
     }
     return { key, size, modified: new Date() };
   }
@@ -318,6 +320,101 @@ export class S3Target implements Target {
       return "unknown";
     }
     throw this.#fail(operation, err);
+  }
+
+  /**
+   * Stores the chunks as one object: a single PutObject when they fit in one part, else a multipart upload with up to
+   * queueSize parts in flight. Part buffers are allocated once and reused (lib-storage's Upload concatenated every
+   * part into fresh memory, which cost more CPU than the rest of the upload), and the part being filled counts
+   * against queueSize, so memory stays at max(queueSize, 2) × partSize.
+   * Any failure (a request, or the chunks' source) cancels the parts in flight and aborts the multipart upload
+   * before this rejects, so no parts are left behind.
+   */
+  async #upload(params: ObjectParams, chunks: AsyncIterable<Buffer>): Promise<void> {
+    const client = this.#client;
+    const partSize = this.#config.partSizeMiB * MiB;
+    const queueSize = this.#config.queueSize;
+    const buffers = Math.max(queueSize, 2);
+    const spare: Buffer[] = [];
+    let part: Buffer | undefined;
+    let fill = 0;
+    let uploadId: string | undefined;
+    let partNumber = 0;
+    const parts: CompletedPart[] = [];
+    const inFlight = new Set<Promise<void>>();
+    const cancel = new AbortController();
+    let failure: { error: unknown } | undefined;
+
+    const sendPart = async (buffer: Buffer, length: number, n: number): Promise<void> => {
+      try {
+        const r = await client.send(
+          new UploadPartCommand({ ...params, UploadId: uploadId, PartNumber: n, Body: buffer.subarray(0, length) }),
+          { abortSignal: cancel.signal },
+        );
+        if (!r.ETag) throw new Error(`part ${n}: the response carries no ETag`);
+        const { ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 } = r;
+        parts.push({ PartNumber: n, ETag: r.ETag, ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 });
+      } catch (error) {
+        failure ??= { error };
+        cancel.abort();
+      } finally {
+        spare.push(buffer);
+      }
+    };
+    // A buffer for the next part, once fewer than `buffers` parts are in flight.
+    const acquire = async (): Promise<Buffer> => {
+      while (inFlight.size >= buffers && !failure) await Promise.race(inFlight);
+      if (failure) throw failure.error;
+      return spare.pop() ?? Buffer.allocUnsafe(partSize);
+    };
+    // Sends the full part buffer as the next part.
+    const flush = async (full: Buffer): Promise<void> => {
+      if (uploadId === undefined) {
+        uploadId = (await client.send(new CreateMultipartUploadCommand(params))).UploadId;
+        if (!uploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+      }
+      while (inFlight.size >= queueSize && !failure) await Promise.race(inFlight);
+      if (failure) throw failure.error;
+      if (++partNumber > MAX_PARTS) {
+        throw new Error(`the object needs more than ${MAX_PARTS} parts of ${this.#config.partSizeMiB} MiB; raise partSizeMiB`);
+      }
+      const sent: Promise<void> = sendPart(full, fill, partNumber).finally(() => inFlight.delete(sent));
+      inFlight.add(sent);
+      part = undefined;
+      fill = 0;
+    };
+
+    try {
+      for await (const chunk of chunks) {
+        let off = 0;
+        while (off < chunk.length) {
+          // A full part is sent only once more data follows: a body of exactly one part is a single PutObject.
+          if (part && fill === partSize) await flush(part);
+          part ??= await acquire();
+          const n = chunk.copy(part, fill, off);
+          fill += n;
+          off += n;
+        }
+        if (failure) throw failure.error;
+      }
+      if (uploadId === undefined) {
+        await client.send(new PutObjectCommand({ ...params, Body: part ? part.subarray(0, fill) : Buffer.alloc(0) }));
+        return;
+      }
+      if (part) await flush(part);
+      await Promise.all(inFlight);
+      if (failure) throw failure.error;
+      parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      await client.send(new CompleteMultipartUploadCommand({ ...params, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    } catch (err) {
+      cancel.abort();
+      await Promise.allSettled(inFlight);
+      if (uploadId !== undefined) {
+        const { Bucket, Key } = params;
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId })).catch(() => {});
+      }
+      throw err;
+    }
   }
 
   #key(key: string): string {
