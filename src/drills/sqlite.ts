@@ -1,15 +1,16 @@
 import { createWriteStream } from "node:fs";
-import { mkdir, realpath, rm } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Drill } from "../config/schema.ts";
-import { ConfigError, code, LifeboatError, messageOf, RefusedError, wrap } from "../errors.ts";
+import { code, LifeboatError, wrap } from "../errors.ts";
 import type { Inventory } from "../sources/source.ts";
 import { isWithin } from "../sources/sqlite.ts";
 import { runSqlite, type SqliteOutcome, type SqliteTask } from "../sources/sqlite-worker.ts";
 import { compareCounts, evaluateQuery } from "./checks.ts";
 import { fileDestination } from "./file-destination.ts";
 import type { ArtifactInput, CheckResult, DrillKind, RestoreKind, Scratch, ScratchContext } from "./kind.ts";
+import { createScratchDir, realPath } from "./scratch-dir.ts";
 
 // How many problems integrity_check lists before it stops: enough to diagnose, bounded for the record.
 const INTEGRITY_LIMIT = 20;
@@ -120,14 +121,6 @@ class SqliteScratch implements Scratch {
 }
 
 /** A path resolved through symlinks where it exists (so a symlinked scratch directory cannot hide where it points). */
-async function real(path: string): Promise<string> {
-  try {
-    return await realpath(path);
-  } catch {
-    return resolve(path);
-  }
-}
-
 /**
  * Drills of sqlite jobs: the snapshot's db.sqlite is restored into a fresh directory
  * `<scratch.directory>/lifeboat_drill_<job>_<runId>` (mode 0700: it holds decrypted data) and checked there.
@@ -139,36 +132,15 @@ export const sqliteDrillKind: DrillKind & RestoreKind = {
   // A stale -wal or -shm of the replaced file would be replayed into the restored one.
   openDestination: async (to) => fileDestination(to, ["-wal", "-shm", "-journal"]),
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
-    const { config, job, runId, signal } = ctx;
-    if (signal.aborted) throw new LifeboatError(code.aborted, `drill of job "${job.name}": aborted`);
-    if (job.source.type !== "sqlite") {
-      throw new ConfigError(`job "${job.name}": a sqlite drill needs a sqlite source, not ${job.source.type}`);
-    }
-    const parent = config.scratch.directory;
-    if (!parent) {
-      throw new ConfigError(`job "${job.name}": drills of sqlite jobs restore into scratch.directory, which is not set`, {
-        hint: 'set scratch: { directory: "/var/tmp/lifeboat-scratch" } in backup.config.ts (a directory away from the database)',
-      });
-    }
-    // The run id becomes a path component: anything but a plain token could climb out of scratch.directory.
-    if (!/^[A-Za-z0-9_-]+$/.test(runId)) throw new LifeboatError(code.failed, `drill run id "${runId}" is not a plain token`);
-    const dir = join(await real(parent), `lifeboat_drill_${job.name}_${runId}`);
-    const sourceDir = dirname(await real(job.source.path));
-    if (isWithin(dir, sourceDir)) {
-      throw new RefusedError(`job "${job.name}": scratch directory ${dir} would be inside the database's directory ${sourceDir}`, {
-        hint: "point scratch.directory somewhere away from the database, so a drill can never write next to it",
-      });
-    }
-    try {
-      await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
-      // Not recursive: an existing directory of that name is an error, so the scratch place is always fresh.
-      await mkdir(dir, { mode: 0o700 });
-    } catch (err) {
-      throw new LifeboatError(code.failed, `job "${job.name}": create scratch directory ${dir}: ${messageOf(err)}`, {
-        cause: err,
-        hint: "check that scratch.directory is writable",
-      });
-    }
+    const dir = await createScratchDir(ctx, {
+      kind: "sqlite",
+      placeHint: "a directory away from the database",
+      async overlap(dir) {
+        const sourceDir = dirname(await realPath((ctx.job.source as { path: string }).path));
+        return isWithin(dir, sourceDir) ? `scratch directory ${dir} would be inside the database's directory ${sourceDir}` : undefined;
+      },
+      overlapHint: "point scratch.directory somewhere away from the database, so a drill can never write next to it",
+    });
     return new SqliteScratch(dir);
   },
 };

@@ -1,11 +1,12 @@
-import { chmod, lstat, mkdir, readdir, realpath, rm } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { chmod, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Drill } from "../config/schema.ts";
-import { ConfigError, code, LifeboatError, messageOf, RefusedError, wrap } from "../errors.ts";
+import { code, LifeboatError, wrap } from "../errors.ts";
 import { type ExtractResult, extractTar } from "../safety/extract.ts";
 import type { Inventory } from "../sources/source.ts";
 import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
+import { createScratchDir, isInside, realPath } from "./scratch-dir.ts";
 import { checkVolumeTree } from "./volume-check.ts";
 
 export { checkVolumeTree } from "./volume-check.ts";
@@ -90,21 +91,6 @@ async function makeWritable(dir: string): Promise<void> {
 }
 
 /** A path resolved through symlinks as far as it exists (so a symlinked directory cannot hide where it points). */
-async function real(path: string): Promise<string> {
-  const abs = resolve(path);
-  try {
-    return await realpath(abs);
-  } catch {
-    const parent = dirname(abs);
-    return parent === abs ? abs : join(await real(parent), basename(abs));
-  }
-}
-
-function within(inner: string, outer: string): boolean {
-  const rel = relative(outer, inner);
-  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}
-
 /**
  * Drills of volume jobs: the snapshot's tar is extracted into a fresh directory
  * `<scratch.directory>/lifeboat_drill_<job>_<runId>` (mode 0700: it holds restored data) and compared with the
@@ -114,36 +100,18 @@ function within(inner: string, outer: string): boolean {
 export const volumeDrillKind: DrillKind = {
   kind: "volume",
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
-    const { config, job, runId, signal } = ctx;
-    if (signal.aborted) throw new LifeboatError(code.aborted, `drill of job "${job.name}": aborted`);
-    if (job.source.type !== "volume") {
-      throw new ConfigError(`job "${job.name}": a volume drill needs a volume source, not ${job.source.type}`);
-    }
-    const parent = config.scratch.directory;
-    if (!parent) {
-      throw new ConfigError(`job "${job.name}": drills of volume jobs restore into scratch.directory, which is not set`, {
-        hint: 'set scratch: { directory: "/var/tmp/lifeboat-scratch" } in backup.config.ts (outside the volume, with room for a full copy)',
-      });
-    }
-    // The run id becomes a path component: anything but a plain token could climb out of scratch.directory.
-    if (!/^[A-Za-z0-9_-]+$/.test(runId)) throw new LifeboatError(code.failed, `drill run id "${runId}" is not a plain token`);
-    const dir = join(await real(parent), `lifeboat_drill_${job.name}_${runId}`);
-    const source = await real(job.source.path);
-    if (within(dir, source) || within(source, dir)) {
-      throw new RefusedError(`job "${job.name}": scratch directory ${dir} and the volume ${source} would overlap`, {
-        hint: "point scratch.directory outside the volume (and not above it), so a drill never writes into the data it checks",
-      });
-    }
-    try {
-      await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
-      // Not recursive: an existing directory of that name is an error, so the scratch place is always fresh.
-      await mkdir(dir, { mode: 0o700 });
-    } catch (err) {
-      throw new LifeboatError(code.failed, `job "${job.name}": create scratch directory ${dir}: ${messageOf(err)}`, {
-        cause: err,
-        hint: "check that scratch.directory is writable",
-      });
-    }
+    const dir = await createScratchDir(ctx, {
+      kind: "volume",
+      placeHint: "outside the volume, with room for a full copy",
+      async overlap(dir) {
+        const source = await realPath((ctx.job.source as { path: string }).path);
+        return isInside(dir, source) || isInside(source, dir)
+          ? `scratch directory ${dir} and the volume ${source} would overlap`
+          : undefined;
+      },
+      overlapHint:
+        "point scratch.directory neither inside the volume nor at a directory holding it, so a drill never writes into the data it checks",
+    });
     return new VolumeScratch(dir);
   },
 };
