@@ -12,7 +12,8 @@
 //   BENCH_PART_MIB, BENCH_QUEUE_SIZE   override the S3 target's partSizeMiB / queueSize (defaults: lifeboat's)
 //   BENCH_ONLY=floor,lifeboatS3        run only these variants (floor, handRolled, lifeboatS3, lifeboatFs)
 //   BENCH_LIFEBOAT_NODE_OPTIONS        extra NODE_OPTIONS for the lifeboat CLI only (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
-//   BENCH_LIFEBOAT_BIN                 another checkout's bin/lifeboat.js, to measure that version (before/after)
+//   BENCH_LIFEBOAT_BIN                 another checkout's bin/lifeboat.js, to measure that version (before/after); run as
+//                                      an executable, as users run it (its shebang sets lifeboat's V8 flags)
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -163,7 +164,7 @@ async function runVariant(ctx: Context, variant: Variant, round: number): Promis
   const s3pid = ctx.s3.child.pid as number;
   const s3cpu0 = cpuSeconds(s3pid);
   const nodeOptions = env.BENCH_LIFEBOAT_NODE_OPTIONS;
-  const m = await measure(process.execPath, [LIFEBOAT_BIN, "--config", ctx.config, "--json", "backup", job], {
+  const m = await measure(LIFEBOAT_BIN, ["--config", ctx.config, "--json", "backup", job], {
     cwd: ctx.dir,
     env: nodeOptions ? { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} ${nodeOptions}`.trim() } : env,
     timeFile,
@@ -237,7 +238,7 @@ async function main(): Promise<void> {
     // Warm-up, not measured: the database into the page cache, tsx's compile cache for the CLI.
     log("warm-up: one pg_dump to /dev/null, one lifeboat start");
     await runVariant(ctx, "floor", 0);
-    await measure(process.execPath, [LIFEBOAT_BIN, "--config", config, "snapshots", "bench-fs"], {
+    await measure(LIFEBOAT_BIN, ["--config", config, "snapshots", "bench-fs"], {
       cwd: dir,
       env,
       timeFile: join(dir, "warm.txt"),
