@@ -110,26 +110,19 @@ export class StatusWatch {
       const targets = (rows: ReportRow[]) => rows.map((r) => r.target);
       const reasons = (rows: ReportRow[], cond: "stale" | "unproven") =>
         rows.flatMap((r) => (r.problems[cond] ?? []).map((x) => `${r.target}: ${x}`));
-      if (e.stale.length)
+      for (const cond of ["stale", "unproven"] as const) {
+        const rows = e[cond];
+        if (!rows.length) continue;
         out.push({
-          event: "job.stale",
+          event: `job.${cond}`,
           severity: "warning",
           job,
-          targets: targets(e.stale),
-          status: "stale",
-          reasons: reasons(e.stale, "stale"),
-          text: `:warning: lifeboat: job ${job} is stale on ${targets(e.stale).join(", ")}: ${reasons(e.stale, "stale").join("; ")}`,
+          targets: targets(rows),
+          status: cond,
+          reasons: reasons(rows, cond),
+          text: `:warning: lifeboat: job ${job} is ${cond} on ${targets(rows).join(", ")}: ${reasons(rows, cond).join("; ")}`,
         });
-      if (e.unproven.length)
-        out.push({
-          event: "job.unproven",
-          severity: "warning",
-          job,
-          targets: targets(e.unproven),
-          status: "unproven",
-          reasons: reasons(e.unproven, "unproven"),
-          text: `:warning: lifeboat: job ${job} is unproven on ${targets(e.unproven).join(", ")}: ${reasons(e.unproven, "unproven").join("; ")}`,
-        });
+      }
       if (e.ok.length)
         out.push({
           event: "job.ok",

@@ -5,8 +5,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { S3TargetConfig } from "../../src/config/schema.ts";
-import { createBucket, EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from "../../src/storage/embedded-s3.ts";
+import { createBucket, startEmbeddedS3 } from "../../src/storage/embedded-s3.ts";
 import { writeProject } from "../helpers/project.ts";
+import { embeddedTargetConfig } from "../helpers/s3.ts";
 
 /** A local HTTP server that records every request (webhooks, pings). */
 export async function startReceiver(): Promise<{
@@ -60,20 +61,7 @@ export async function restartableS3(): Promise<{
   await createBucket(server.endpoint, bucket);
   let running = true;
   return {
-    config: (prefix) => ({
-      type: "s3",
-      bucket,
-      region: "us-east-1",
-      prefix,
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      credentials: { ...EMBEDDED_S3_CREDENTIALS },
-      partSizeMiB: 5,
-      queueSize: 4,
-      boundary: "test:s3rver",
-      roles: {},
-      requireImmutable: false,
-    }),
+    config: (prefix) => embeddedTargetConfig(server.endpoint, bucket, prefix),
     async stop() {
       if (running) await server.stop();
       running = false;

@@ -16,6 +16,24 @@ export interface S3TestServer {
   stop(): Promise<void>;
 }
 
+/** A complete target config for a bucket on an embedded S3 server (5 MiB parts, so multi-part uploads happen at test sizes). */
+export function embeddedTargetConfig(endpoint: string, bucket: string, prefix = ""): S3TargetConfig {
+  return {
+    type: "s3",
+    bucket,
+    region: "us-east-1",
+    prefix,
+    endpoint,
+    forcePathStyle: true,
+    credentials: { ...EMBEDDED_S3_CREDENTIALS },
+    partSizeMiB: 5,
+    queueSize: 4,
+    boundary: "test:s3rver",
+    roles: {},
+    requireImmutable: false,
+  };
+}
+
 /** Starts s3rver on a random loopback port in a temp directory and creates a randomly named bucket. */
 export async function startS3Server(): Promise<S3TestServer> {
   const directory = await mkdtemp(join(tmpdir(), "lifeboat-s3-"));
@@ -25,20 +43,7 @@ export async function startS3Server(): Promise<S3TestServer> {
   return {
     endpoint: server.endpoint,
     bucket,
-    config: (prefix = "") => ({
-      type: "s3",
-      bucket,
-      region: "us-east-1",
-      prefix,
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      credentials: { ...EMBEDDED_S3_CREDENTIALS },
-      partSizeMiB: 5,
-      queueSize: 4,
-      boundary: "test:s3rver",
-      roles: {},
-      requireImmutable: false,
-    }),
+    config: (prefix = "") => embeddedTargetConfig(server.endpoint, bucket, prefix),
     async stop() {
       await server.stop();
       await rm(directory, { recursive: true, force: true });
