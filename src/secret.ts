@@ -36,6 +36,11 @@ export function stripPassword(url: string): string {
   }
 }
 
+/** A connection URL fit for messages: password removed, also from URLs that do not parse as URLs. */
+export function displayUrl(url: string): string {
+  return redact(stripPassword(url));
+}
+
 /** Replaces every occurrence of the given secrets and any URL password in free text (error messages, tool stderr). */
 export function redact(text: string, secrets: readonly string[] = []): string {
   let out = text;

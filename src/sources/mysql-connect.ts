@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import mysql from "mysql2/promise";
 import { ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
-import { redact, Secret, stripPassword } from "../secret.ts";
+import { displayUrl, redact, Secret } from "../secret.ts";
 
 /** How a connection uses TLS: not at all (the default), encrypted without checks, or verified (CA, CA and host name). */
 export type MysqlTlsMode = "DISABLED" | "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY";
@@ -27,10 +27,8 @@ export interface MysqlParams {
 const TLS_MODES: readonly MysqlTlsMode[] = ["DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"];
 const KEYWORDS = new Set(["ssl-mode", "ssl-ca", "socket", "connect-timeout"]);
 
-/** A MySQL URL fit for messages: password removed, also from URLs the parser rejects. */
-export function displayMysqlUrl(url: string): string {
-  return redact(stripPassword(url));
-}
+/** A MySQL URL fit for messages (see displayUrl). */
+export const displayMysqlUrl = displayUrl;
 
 /**
  * Parses mysql://user:password@host:3306/database (or mariadb://) with percent-decoded parts and the query keywords

@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import { ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
-import { redact, Secret, stripPassword } from "../secret.ts";
+import { displayUrl, redact, Secret } from "../secret.ts";
 
 /** libpq's sslmode values. */
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -38,10 +38,8 @@ const CONNECTION_ENV = (
   "PGSSLROOTCERT PGSSLCRL PGAPPNAME PGCONNECT_TIMEOUT PGOPTIONS PGTARGETSESSIONATTRS"
 ).split(" ");
 
-/** A connection URL fit for messages: password removed, also from URLs the parser rejects. */
-export function display(url: string): string {
-  return redact(stripPassword(url));
-}
+/** A PostgreSQL URL fit for messages (see displayUrl). */
+export const display = displayUrl;
 
 /**
  * Parses a postgres:// or postgresql:// URL the way libpq does: percent-decoded user, password and database,
