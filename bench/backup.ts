@@ -18,7 +18,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { generateIdentity, identityToRecipient } from "age-encryption";
@@ -36,7 +36,7 @@ const WITH_FS = env.BENCH_FS !== "0";
 const ADMIN_URL = env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const RESULTS = env.BENCH_RESULTS ?? join(tmpdir(), "lifeboat-bench-results.json");
 const BUCKET = "lifeboat-bench";
-const LIFEBOAT_BIN = env.BENCH_LIFEBOAT_BIN ?? join(root, "bin", "lifeboat.js");
+const LIFEBOAT_BIN = resolve(env.BENCH_LIFEBOAT_BIN ?? join(root, "bin", "lifeboat.js"));
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 

@@ -20,7 +20,9 @@ export const backupCommand = (): Command =>
         backupJob(loaded, jobName, {
           signal,
           onProgress: (p) =>
-            progress.update(`backing up ${jobName}: ${bytes(p.rawBytes)} read, ${bytes(p.storedBytes)} stored (${p.phase})`),
+            progress.update(
+              `backing up ${jobName}: ${p.rawBytes === undefined ? "" : `${bytes(p.rawBytes)} read, `}${bytes(p.storedBytes)} stored (${p.phase})`,
+            ),
         }),
       ).finally(() => progress.done());
       print(g.json, { ...result, role: use.role, credentials: use.credentials }, () => {

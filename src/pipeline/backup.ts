@@ -11,14 +11,15 @@ import { snapshotRetention } from "../storage/s3.ts";
 import { putBuffer, type Target } from "../storage/target.ts";
 import { VERSION } from "../version.ts";
 import { createEncryptStream, encryptBuffer } from "./age.ts";
-import { createCompressStream } from "./compress.ts";
+import { compressDump } from "./compress.ts";
 import { FanOut } from "./fanout.ts";
 import { Meter } from "./measure.ts";
 
 /** Progress of a running backup, for a progress line. */
 export interface BackupProgress {
   phase: "dump" | "inventory" | "manifest";
-  rawBytes: number;
+  /** Undefined while zstd reads the dump tool's output itself (lifeboat then learns the size at the end). */
+  rawBytes?: number;
   storedBytes: number;
 }
 
@@ -89,11 +90,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       (e: unknown) => ({ ok: false as const, e }),
     );
     const dataName = `${dump.artifact}.zst.age`;
-    const raw = new Meter();
+    const zstd = compressDump(dump, config.compression.level);
     const compressed = new Meter();
     const stored = new Meter({
       hash: true,
-      onBytes: (n) => opts.onProgress?.({ phase: "dump", rawBytes: raw.bytes, storedBytes: n }),
+      onBytes: (n) => opts.onProgress?.({ phase: "dump", rawBytes: zstd.progress(), storedBytes: n }),
     });
     const fan = new FanOut(targets.length);
     const puts = targets.map((t, i) =>
@@ -107,7 +108,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       ),
     );
     try {
-      await pipeline(dump.stream, raw, createCompressStream(config.compression.level), compressed, encrypt, stored, fan);
+      await pipeline(zstd.stream, compressed, encrypt, stored, fan);
     } catch (err) {
       ac.abort(err);
       await Promise.allSettled(puts);
@@ -130,7 +131,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     });
     if (failures.size === targets.length) throw wrap(`job "${job.name}": upload`, allFailed(failures, targets), code.storage);
 
-    opts.onProgress?.({ phase: "inventory", rawBytes: raw.bytes, storedBytes: stored.bytes });
+    opts.onProgress?.({ phase: "inventory", rawBytes: zstd.rawBytes(), storedBytes: stored.bytes });
     const inv = await inventory;
     if (!inv.ok) throw wrap(`job "${job.name}": inventory`, inv.e, code.source);
     const invSealed = await encryptBuffer(config.encryption.recipients, JSON.stringify(inv.v));
@@ -147,7 +148,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       }),
     );
 
-    opts.onProgress?.({ phase: "manifest", rawBytes: raw.bytes, storedBytes: stored.bytes });
+    opts.onProgress?.({ phase: "manifest", rawBytes: zstd.rawBytes(), storedBytes: stored.bytes });
     const finished = now();
     const warnings = d.v.warnings.map((w) => redact(w));
     const outcomes: TargetOutcome[] = await Promise.all(
@@ -172,7 +173,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
               sha256: digest,
               format: dump.format,
               encoding: ["age", "zstd"],
-              rawBytes: raw.bytes,
+              rawBytes: zstd.rawBytes(),
               compressedBytes: compressed.bytes,
               producer: d.v.tool,
             },
@@ -196,7 +197,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       durationMs: finished.getTime() - started.getTime(),
-      rawBytes: raw.bytes,
+      rawBytes: zstd.rawBytes(),
       compressedBytes: compressed.bytes,
       storedBytes: stored.bytes,
       warnings,

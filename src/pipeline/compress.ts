@@ -1,8 +1,10 @@
 import { spawn, spawnSync } from "node:child_process";
-import { Duplex, PassThrough, Writable } from "node:stream";
+import { Duplex, PassThrough, pipeline, type Readable, Writable } from "node:stream";
 import { constants, createZstdCompress, createZstdDecompress } from "node:zlib";
 import { code, LifeboatError } from "../errors.ts";
+import type { Dump } from "../sources/source.ts";
 import { spawnFilter } from "./child.ts";
+import { Meter } from "./measure.ts";
 
 let cliAvailable: boolean | undefined;
 
@@ -12,6 +14,30 @@ function useCli(): boolean {
   if (pref === "node") return false;
   if (cliAvailable === undefined) cliAvailable = spawnSync("zstd", ["--version"], { stdio: "ignore" }).status === 0;
   return cliAvailable;
+}
+
+/** zstd's closing summary at -vv: "(970123456 B => 554123456 B, …" (before 1.5: "(970123456 => 554123456 bytes, …"). */
+const SUMMARY = /\(\s*(\d+)\s*(?:B\s*)?=>\s*(\d+)\s*(?:B|bytes)\b/g;
+
+/** The exact input size zstd reports in its summary, or undefined. */
+export function summaryRawBytes(stderr: string): number | undefined {
+  const last = [...stderr.matchAll(SUMMARY)].at(-1);
+  return last ? Number(last[1]) : undefined;
+}
+
+let directAvailable: boolean | undefined;
+
+/**
+ * Whether zstd can read a dump tool's pipe itself: the program is installed and its summary gives exact byte counts
+ * (the dump's size, which lifeboat then never sees).
+ */
+function useDirect(): boolean {
+  if (!useCli()) return false;
+  if (directAvailable === undefined) {
+    const r = spawnSync("zstd", ["-1", "-vv", "-c"], { input: "lifeboat", encoding: "utf8" });
+    directAvailable = r.status === 0 && summaryRawBytes(r.stderr) === 8;
+  }
+  return directAvailable;
 }
 
 /** Input to the zstd program is handed over in writes of about this size. */
@@ -85,4 +111,69 @@ export function createCompressStream(level: number): Duplex {
 export function createDecompressStream(): Duplex {
   if (useCli()) return spawnFilter("zstd", ["-d", "-q", "-c"], "decompress (zstd)");
   return createZstdDecompress();
+}
+
+/** A dump on its way through zstd. */
+export interface CompressedDump {
+  /** zstd frames; ends only after zstd and the dump both finished cleanly. */
+  stream: Readable;
+  /** The dump's size in bytes; final once the stream ended. */
+  rawBytes(): number;
+  /** The bytes read so far, where lifeboat sees them; undefined while zstd reads the dump tool's pipe itself. */
+  progress(): number | undefined;
+}
+
+/**
+ * Compresses a dump. When the dump is one tool's stdout and the zstd program is installed, zstd reads that pipe
+ * directly: the raw bytes (about twice the stored ones) never pass through Node, whose reads and writes of them cost
+ * more CPU than zstd's compression (docs/BENCHMARK.md). Otherwise the dump's stream is fed to the compressor.
+ */
+export function compressDump(dump: Dump, level: number): CompressedDump {
+  const pipe = useDirect() ? dump.handOff?.() : undefined;
+  if (pipe) return compressPipe(pipe, dump.done, level);
+  const raw = new Meter();
+  const stream = createCompressStream(level);
+  // Errors reach the returned stream: pipeline destroys every stage with the first error.
+  pipeline(dump.stream, raw, stream, () => {});
+  return { stream, rawBytes: () => raw.bytes, progress: () => raw.bytes };
+}
+
+function compressPipe(input: Readable, dumped: Promise<unknown>, level: number): CompressedDump {
+  const what = "compress (zstd)";
+  const child = spawn("zstd", [`-${level}`, "-T2", "-vv", "-c"], { stdio: [input, "pipe", "pipe"] });
+  // zstd holds its own copy of the pipe now; Node's would keep the dump tool's stdout from ever closing.
+  input.destroy();
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-STDERR_LIMIT);
+  });
+  let rawBytes = 0;
+  const output = new PassThrough({ highWaterMark: BATCH });
+  child.stdout.pipe(output, { end: false });
+  child.on("error", (err) => {
+    output.destroy(new LifeboatError(code.failed, `${what}: cannot run zstd (${err.message})`, { cause: err, hint: "install zstd" }));
+  });
+  child.on("close", (status, signal) => {
+    if (status !== 0) {
+      const why = signal ? `killed by ${signal}` : `exited with ${status}`;
+      output.destroy(new LifeboatError(code.failed, `${what}: zstd ${why}${stderr ? `: ${stderr.trim()}` : ""}`));
+      return;
+    }
+    // zstd saw an end of input; only the dump tool's exit says whether it was the whole dump.
+    dumped.then(
+      () => {
+        const n = summaryRawBytes(stderr);
+        if (n === undefined) output.destroy(new LifeboatError(code.failed, `${what}: zstd reported no input size: ${stderr.trim()}`));
+        else {
+          rawBytes = n;
+          output.end();
+        }
+      },
+      (err: unknown) => output.destroy(err instanceof Error ? err : new Error(String(err))),
+    );
+  });
+  output.on("close", () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  });
+  return { stream: output, rawBytes: () => rawBytes, progress: () => undefined };
 }

@@ -1,11 +1,11 @@
 import { execFile, spawn } from "node:child_process";
-import { PassThrough, pipeline, type Readable } from "node:stream";
+import { pipeline, type Readable } from "node:stream";
 import type pg from "pg";
 import type { PostgresSourceConfig } from "../config/schema.ts";
 import { ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact, Secret } from "../secret.ts";
 import { childEnv, connectPostgres, display, type PgParams, parsePostgresUrl } from "./postgres-connect.ts";
-import { benignPipeError, exitOf, exitWhy, stderrTail, terminate } from "./process.ts";
+import { benignPipeError, exitOf, exitWhy, stderrTail, ToolOutput, terminate } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 
 export { connectPostgres, type PgParams, parsePostgresUrl, pgEnv, type SslMode } from "./postgres-connect.ts";
@@ -127,18 +127,7 @@ export class PostgresSource implements Source {
     const stderr = stderrTail(child.stderr as Readable);
     const exited = exitOf(child);
     // The stream ends only after the exit code is known, so a failed pg_dump never looks like a short, clean dump.
-    const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
-    // The error is also done's rejection: a consumer that only awaits done must not crash on the stream's error.
-    stream.on("error", () => {});
-    child.stdout?.pipe(stream, { end: false });
-    let consumerGone = false;
-    stream.on("close", () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        consumerGone = true;
-        terminate(child);
-      }
-    });
-
+    const output = new ToolOutput(child);
     let counting = true;
     const onAbort = () => {
       terminate(child);
@@ -162,7 +151,8 @@ export class PostgresSource implements Source {
     const failure = exited.then((exit): LifeboatError | undefined => {
       let err: LifeboatError | undefined;
       if (signal.aborted) err = aborted();
-      else if (consumerGone) err = new LifeboatError(code.source, `postgres ${where}: the dump stream was closed before pg_dump finished`);
+      else if (output.consumerGone)
+        err = new LifeboatError(code.source, `postgres ${where}: the dump stream was closed before pg_dump finished`);
       else if (exit.error || exit.status !== 0) {
         const text = redact(stderr(), secrets);
         err = new LifeboatError(code.source, `postgres ${where}: pg_dump ${exitWhy(exit)}${text ? `: ${text}` : ""}`, {
@@ -170,8 +160,7 @@ export class PostgresSource implements Source {
           hint: /version mismatch/.test(text) ? "install a pg_dump of the server's major version or newer" : undefined,
         });
       }
-      if (err) stream.destroy(err);
-      else stream.end();
+      output.settle(err);
       return err;
     });
 
@@ -198,7 +187,16 @@ export class PostgresSource implements Source {
     })();
     done.catch(() => {});
 
-    return { artifact: "db.pgdump", format: "pg_dump-custom", stream, inventory, done };
+    return {
+      artifact: "db.pgdump",
+      format: "pg_dump-custom",
+      get stream() {
+        return output.stream;
+      },
+      handOff: () => output.handOff(),
+      inventory,
+      done,
+    };
   }
 }
 

@@ -1,6 +1,6 @@
 // Child-process plumbing shared by the sources that drive database tools (pg_dump, pg_restore, mariadb-dump, …).
 import type { ChildProcess } from "node:child_process";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 
 const STDERR_LIMIT = 64 * 1024;
 
@@ -48,4 +48,67 @@ export function terminate(child: ChildProcess): void {
 export function benignPipeError(err: unknown): boolean {
   const c = (err as { code?: string } | undefined)?.code ?? "";
   return ["EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(c);
+}
+
+/**
+ * A dump tool's stdout, offered two ways: `stream`, a Node stream that ends only once the tool's exit was judged clean
+ * (settle), or `handOff()`, the pipe itself, for another process (zstd) to read with no byte passing through Node.
+ * Whichever is used first excludes the other; until then nothing reads the pipe.
+ */
+export class ToolOutput {
+  readonly #child: ChildProcess;
+  #stream?: PassThrough;
+  #handedOff = false;
+  #settled?: { err?: Error };
+  #consumerGone = false;
+
+  constructor(child: ChildProcess) {
+    this.#child = child;
+  }
+
+  /** Whether the stream was closed before the tool ended (the tool is then terminated). */
+  get consumerGone(): boolean {
+    return this.#consumerGone;
+  }
+
+  get stream(): Readable {
+    if (this.#handedOff) throw new Error("the dump tool's output was handed to another process");
+    if (!this.#stream) {
+      const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+      // The error is also the dump's done rejection: a consumer that only awaits done must not crash on it.
+      stream.on("error", () => {});
+      this.#child.stdout?.pipe(stream, { end: false });
+      stream.on("close", () => {
+        const child = this.#child;
+        if (child.exitCode === null && child.signalCode === null) {
+          this.#consumerGone = true;
+          terminate(child);
+        }
+      });
+      this.#stream = stream;
+      if (this.#settled) this.#finish(this.#settled.err);
+    }
+    return this.#stream;
+  }
+
+  /**
+   * The tool's stdout, unread, for passing to another process as its stdin; undefined once `stream` is in use. The
+   * receiver closes Node's copy after spawning, and trusts the end of the data only once the tool's exit is judged.
+   */
+  handOff(): Readable | undefined {
+    if (this.#stream || this.#settled || !this.#child.stdout) return undefined;
+    this.#handedOff = true;
+    return this.#child.stdout;
+  }
+
+  /** The tool's exit was judged: the stream ends, or is destroyed with err. */
+  settle(err?: Error): void {
+    this.#settled = { err };
+    if (this.#stream) this.#finish(err);
+  }
+
+  #finish(err?: Error): void {
+    if (err) this.#stream?.destroy(err);
+    else this.#stream?.end();
+  }
 }

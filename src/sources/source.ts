@@ -19,7 +19,13 @@ export interface Dump {
   /** Artifact format, as documented in docs/FORMAT.md (e.g. "pg_dump-custom"). */
   format: string;
   /** The artifact bytes. Errors of the dump (tool exit code, connection loss) are emitted on this stream. */
-  stream: Readable;
+  readonly stream: Readable;
+  /**
+   * When the artifact is one tool's stdout unchanged: that pipe, unread, for a consumer that passes it to another
+   * process instead of reading `stream` (the bytes then never pass through Node). Undefined once `stream` is read.
+   * The data's end is then trustworthy only once `done` resolved.
+   */
+  handOff?(): Readable | undefined;
   /** Resolves once the inventory is captured; rejects if it could not be. */
   inventory: Promise<Inventory>;
   /** Resolves when the dump finished cleanly (exit code checked); rejects with the tool's message otherwise. */

@@ -198,7 +198,9 @@ describe("PostgresSource", () => {
     const dump = await source().dump(new AbortController().signal);
     await new Promise<void>((resolve) => dump.stream.once("data", () => resolve()));
     dump.stream.pause();
-    // pg_dump is now blocked on the full pipe while copying public.big; end its session from outside.
+    // Listening before the kill: pg_dump may exit (and the stream fail) before the kill's query returns.
+    const outcome = drain(dump.stream);
+    // pg_dump is now copying public.big, soon blocked on the full pipe; end its session from outside.
     await eventually("pg_dump copies public.big", () =>
       withAdmin(async (c) => {
         const r = await c.query(
@@ -208,7 +210,6 @@ describe("PostgresSource", () => {
         return r.rows.some((row) => row.killed);
       }),
     );
-    const outcome = drain(dump.stream);
     dump.stream.resume();
     const [streamed, done] = await Promise.all([outcome, dump.done.catch((e) => e)]);
     expect(done).toMatchObject({ code: "SOURCE" });
