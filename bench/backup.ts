@@ -12,6 +12,7 @@
 //   BENCH_PART_MIB, BENCH_QUEUE_SIZE   override the S3 target's partSizeMiB / queueSize (defaults: lifeboat's)
 //   BENCH_ONLY=floor,lifeboatS3        run only these variants (floor, handRolled, lifeboatS3, lifeboatFs)
 //   BENCH_LIFEBOAT_NODE_OPTIONS        extra NODE_OPTIONS for the lifeboat CLI only (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
+//   BENCH_S3_NODE_OPTIONS              extra Node options for the embedded S3 server's process (e.g. --cpu-prof)
 //   BENCH_LIFEBOAT_BIN                 another checkout's bin/lifeboat.js, to measure that version (before/after); run as
 //                                      an executable, as users run it (its shebang sets lifeboat's V8 flags)
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -54,7 +55,9 @@ function toolVersion(cmd: string, arg = "--version"): string {
 
 /** The embedded S3 server, in its own process (bench/s3-server.ts). */
 async function startS3(directory: string): Promise<{ endpoint: string; child: ChildProcess; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, "bench", "s3-server.ts"), directory, BUCKET], {
+  const nodeOptions = env.BENCH_S3_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [];
+  const script = join(root, "bench", "s3-server.ts");
+  const child = spawn(process.execPath, [...nodeOptions, "--import", "tsx", script, directory, BUCKET], {
     cwd: root,
     stdio: ["pipe", "pipe", "inherit"],
   });

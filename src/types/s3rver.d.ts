@@ -51,6 +51,14 @@ declare module "s3rver" {
     store: {
       listObjects(bucket: string, options: ListObjectsOptions): Promise<ListObjectsResult>;
       getObject(bucket: string, key: string, options?: { start?: number; end?: number }): Promise<StoredObject | null>;
+      /** <directory>/<bucket>/<encoded key path>._S3rver_<resource>; key undefined and "uploads" for the uploads folder. */
+      getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+      putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5?: string): Promise<void>;
+      putObjectMultipart(
+        bucket: string,
+        uploadId: string,
+        parts: { number: number; etag: string }[],
+      ): Promise<{ md5: string; size: number }>;
     };
     constructor(options?: S3rverOptions);
     /** Koa's middleware stack; composed when the server starts listening. */

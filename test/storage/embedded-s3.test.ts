@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from "node:crypto";
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EMBEDDED_S3_CREDENTIALS } from "../../src/storage/embedded-s3.ts";
+import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
+
+// The embedded server completes multipart uploads as S3 does; lifeboat's client is tested against it, so it must
+// refuse what S3 refuses.
+let s3: S3TestServer;
+let client: S3Client;
+beforeAll(async () => {
+  s3 = await startS3Server();
+  client = new S3Client({
+    region: "us-east-1",
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { ...EMBEDDED_S3_CREDENTIALS },
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+});
+afterAll(async () => {
+  client?.destroy();
+  await s3?.stop();
+});
+
+const md5 = (b: Buffer) => createHash("md5").update(b).digest();
+
+async function upload(key: string, bodies: Buffer[]): Promise<{ uploadId: string; etags: string[] }> {
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: key }));
+  const uploadId = UploadId as string;
+  const etags: string[] = [];
+  for (const [i, Body] of bodies.entries()) {
+    const r = await client.send(new UploadPartCommand({ Bucket: s3.bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body }));
+    etags.push(r.ETag as string);
+  }
+  return { uploadId, etags };
+}
+
+function complete(key: string, uploadId: string, parts: { PartNumber: number; ETag: string }[]) {
+  return client.send(
+    new CompleteMultipartUploadCommand({ Bucket: s3.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+  );
+}
+
+describe("embedded S3: CompleteMultipartUpload", () => {
+  it("joins the parts in order and answers with S3's multipart ETag", async () => {
+    const bodies = [randomBytes(5 * 1024 * 1024 + 17), randomBytes(4 * 1024 * 1024 + 3), randomBytes(1000)];
+    const { uploadId, etags } = await upload("a/joined", bodies);
+    const done = await complete(
+      "a/joined",
+      uploadId,
+      etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })),
+    );
+    const expectedEtag = `"${createHash("md5")
+      .update(Buffer.concat(bodies.map(md5)))
+      .digest("hex")}-3"`;
+    expect(done.ETag).toBe(expectedEtag);
+    const got = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: "a/joined" }));
+    const bytes = Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    expect(bytes.equals(Buffer.concat(bodies))).toBe(true);
+    const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: "a/joined" }));
+    expect(head.ETag).toBe(expectedEtag);
+    expect(head.ContentLength).toBe(bytes.length);
+  });
+
+  it("refuses a part whose ETag does not match, and parts out of order, leaving the upload open", async () => {
+    const bodies = [randomBytes(6 * 1024 * 1024), randomBytes(100)];
+    const { uploadId, etags } = await upload("a/refused", bodies);
+    const wrong = `"${createHash("md5").update("something else").digest("hex")}"`;
+    await expect(
+      complete("a/refused", uploadId, [
+        { PartNumber: 1, ETag: etags[0] as string },
+        { PartNumber: 2, ETag: wrong },
+      ]),
+    ).rejects.toMatchObject({ name: "InvalidPart" });
+    await expect(
+      complete("a/refused", uploadId, [
+        { PartNumber: 2, ETag: etags[1] as string },
+        { PartNumber: 1, ETag: etags[0] as string },
+      ]),
+    ).rejects.toMatchObject({ name: "InvalidPartOrder" });
+    await expect(complete("a/refused", uploadId, [{ PartNumber: 3, ETag: etags[0] as string }])).rejects.toMatchObject({
+      name: "InvalidPart",
+    });
+    await expect(client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: "a/refused" }))).rejects.toMatchObject({ name: "NotFound" });
+    // Still open: completing it properly works.
+    await complete(
+      "a/refused",
+      uploadId,
+      etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })),
+    );
+    const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: "a/refused" }));
+    expect(head.ContentLength).toBe(6 * 1024 * 1024 + 100);
+  });
+});
