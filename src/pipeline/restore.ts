@@ -101,7 +101,7 @@ export async function downloadArtifact(
   file: string,
   signal?: AbortSignal,
 ): Promise<number> {
-  const meter = new Meter();
+  const meter = new Meter({ collect: true });
   await pipeline(await openArtifact(target, manifest, artifact, identities, signal), meter, createWriteStream(file), { signal }).catch(
     (err) => {
       throw err instanceof LifeboatError
@@ -141,7 +141,7 @@ export async function verifySnapshot(
 ): Promise<SnapshotCheck> {
   const objects: ObjectCheck[] = [];
   for (const a of manifest.artifacts) {
-    const sink = new Meter();
+    const sink = new Meter({ collect: true });
     try {
       await pipeline(await openArtifact(target, manifest, a, identities, signal), sink, new Writable({ write: (_c, _e, cb) => cb() }), {
         signal,
