@@ -1,7 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
+#!/usr/bin/env -S node --max-semi-space-size=2
 // The small young generation keeps a long streaming backup's memory flat (about 160 MB instead of 230+ for 1 GB);
-// streams allocate short-lived buffers that die young either way, so scavenges stay cheap. --expose-gc lets the
-// pipeline collect those buffers as it streams (src/pipeline/young-gc.ts) instead of leaving V8 to full collections.
+// streams allocate short-lived buffers that die young either way, so scavenges stay cheap.
 // Entry point: checks the Node version, then runs the TypeScript CLI through tsx, so users' backup.config.ts,
 // jobs/*.ts and restore-drills/*.ts load without a build step.
 const major = Number(process.versions.node.split(".")[0]);

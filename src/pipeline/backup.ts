@@ -94,7 +94,6 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const compressed = new Meter();
     const stored = new Meter({
       hash: true,
-      collect: true,
       onBytes: (n) => opts.onProgress?.({ phase: "dump", rawBytes: zstd.progress(), storedBytes: n }),
     });
     const fan = new FanOut(targets.length);

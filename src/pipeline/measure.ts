@@ -1,28 +1,21 @@
 import { createHash } from "node:crypto";
 import { Transform } from "node:stream";
-import { youngCollector } from "./young-gc.ts";
 
-/**
- * A pass-through that counts bytes and, optionally, hashes them (sha256) on the way. With `collect`, it also keeps
- * the stream's dead buffers from piling up (young-gc.ts); one meter per pipeline is enough.
- */
+/** A pass-through that counts bytes and, optionally, hashes them (sha256) on the way. */
 export class Meter extends Transform {
   bytes = 0;
   readonly #hash = createHash("sha256");
   readonly #hashing: boolean;
-  constructor(opts: { hash?: boolean; collect?: boolean; onBytes?: (total: number) => void } = {}) {
+  constructor(opts: { hash?: boolean; onBytes?: (total: number) => void } = {}) {
     super();
     this.#hashing = opts.hash ?? false;
     this.#onBytes = opts.onBytes;
-    if (opts.collect) this.#collect = youngCollector();
   }
-  readonly #collect?: (total: number) => void;
   readonly #onBytes?: (total: number) => void;
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
     this.bytes += chunk.length;
     if (this.#hashing) this.#hash.update(chunk);
     this.#onBytes?.(this.bytes);
-    this.#collect?.(this.bytes);
     this.push(chunk);
     cb();
   }

@@ -101,7 +101,7 @@ export async function downloadArtifact(
   file: string,
   signal?: AbortSignal,
 ): Promise<number> {
-  const meter = new Meter({ collect: true });
+  const meter = new Meter();
   await pipeline(await openArtifact(target, manifest, artifact, identities, signal), meter, createWriteStream(file), { signal }).catch(
     (err) => {
       throw err instanceof LifeboatError
@@ -141,7 +141,7 @@ export async function verifySnapshot(
 ): Promise<SnapshotCheck> {
   const objects: ObjectCheck[] = [];
   for (const a of manifest.artifacts) {
-    const sink = new Meter({ collect: true });
+    const sink = new Meter();
     try {
       await pipeline(await openArtifact(target, manifest, a, identities, signal), sink, new Writable({ write: (_c, _e, cb) => cb() }), {
         signal,
