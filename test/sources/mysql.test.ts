@@ -280,7 +280,9 @@ describe("MysqlSource", () => {
     const dump = await source().dump(new AbortController().signal);
     await new Promise<void>((resolve) => dump.stream.once("data", () => resolve()));
     dump.stream.pause();
-    // The tool is now blocked on the full pipe while reading big; end its session from outside.
+    // Listening before the kill: the tool may exit (and the stream fail) before the kill's query returns.
+    const outcome = drain(dump.stream);
+    // The tool is now reading big, soon blocked on the full pipe; end its session from outside.
     await eventually("the dump reads big", () =>
       withAdmin(async (c) => {
         const [rows] = await c.query("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE '%FROM `big`%'", [db.name]);
@@ -288,7 +290,6 @@ describe("MysqlSource", () => {
         return (rows as unknown[]).length > 0;
       }),
     );
-    const outcome = drain(dump.stream);
     dump.stream.resume();
     const [streamed, done] = await Promise.all([outcome, dump.done.catch((e) => e)]);
     expect(done).toMatchObject({ code: "SOURCE" });
