@@ -1,9 +1,9 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { Duplex, PassThrough, pipeline, type Readable, Writable } from "node:stream";
 import { constants, createZstdCompress, createZstdDecompress } from "node:zlib";
 import { code, LifeboatError } from "../errors.ts";
 import type { Dump } from "../sources/source.ts";
-import { spawnFilter } from "./child.ts";
+import { runFilter, spawnFilter, stopWhenClosed } from "./child.ts";
 import { Meter } from "./measure.ts";
 
 let cliAvailable: boolean | undefined;
@@ -42,24 +42,19 @@ function useDirect(): boolean {
 
 /** Input to the zstd program is handed over in writes of about this size. */
 const BATCH = 256 * 1024;
-const STDERR_LIMIT = 16 * 1024;
 
 /**
- * Runs the zstd program as a compressing filter. Unlike spawnFilter it batches its input and ends its output only
- * after zstd exited with 0 (a zstd that fails at the end can never look like a short, clean stream).
+ * Runs the zstd program as a compressing filter, as spawnFilter does, but batching its input.
  * Batching: pg_dump writes 4–8 KiB at a time; handed on one by one, every chunk cost a syscall here and a read and a
  * wake-up in zstd, one of the largest costs of a backup (docs/BENCHMARK.md). Chunks are written to zstd's stdin
  * while it is corked and leave as one writev per ~256 KiB: no copy and no new memory.
  */
 function spawnCompressor(args: readonly string[]): Duplex {
-  const what = "compress (zstd)";
-  const child = spawn("zstd", args, { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-STDERR_LIMIT);
-  });
-  const stdin = child.stdin;
-  // stdin fails (EPIPE) when zstd dies early; the close handler below reports the real reason.
+  const output = new PassThrough({ highWaterMark: BATCH });
+  // fail runs only on a later event, once duplex exists.
+  const child = runFilter("zstd", args, "compress (zstd)", { stdin: "pipe", output, fail: (err) => duplex.destroy(err) });
+  const stdin = child.stdin as Writable;
+  // stdin fails (EPIPE) when zstd dies early; runFilter reports the real reason.
   stdin.on("error", () => {});
   let corked = 0;
   const input = new Writable({
@@ -81,23 +76,8 @@ function spawnCompressor(args: readonly string[]): Duplex {
       cb();
     },
   });
-  const output = new PassThrough({ highWaterMark: BATCH });
-  child.stdout.pipe(output, { end: false });
   const duplex = Duplex.from({ writable: input, readable: output });
-  child.on("error", (err) => {
-    duplex.destroy(new LifeboatError(code.failed, `${what}: cannot run zstd (${err.message})`, { cause: err, hint: "install zstd" }));
-  });
-  child.on("close", (status, signal) => {
-    if (status === 0) {
-      output.end();
-      return;
-    }
-    const why = signal ? `killed by ${signal}` : `exited with ${status}`;
-    duplex.destroy(new LifeboatError(code.failed, `${what}: zstd ${why}${stderr ? `: ${stderr.trim()}` : ""}`));
-  });
-  duplex.on("close", () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-  });
+  stopWhenClosed(child, duplex);
   return duplex;
 }
 
@@ -140,40 +120,22 @@ export function compressDump(dump: Dump, level: number): CompressedDump {
 
 function compressPipe(input: Readable, dumped: Promise<unknown>, level: number): CompressedDump {
   const what = "compress (zstd)";
-  const child = spawn("zstd", [`-${level}`, "-T2", "-vv", "-c"], { stdio: [input, "pipe", "pipe"] });
-  // zstd holds its own copy of the pipe now; Node's would keep the dump tool's stdout from ever closing.
-  input.destroy();
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-STDERR_LIMIT);
-  });
   let rawBytes = 0;
   const output = new PassThrough({ highWaterMark: BATCH });
-  child.stdout.pipe(output, { end: false });
-  child.on("error", (err) => {
-    output.destroy(new LifeboatError(code.failed, `${what}: cannot run zstd (${err.message})`, { cause: err, hint: "install zstd" }));
-  });
-  child.on("close", (status, signal) => {
-    if (status !== 0) {
-      const why = signal ? `killed by ${signal}` : `exited with ${status}`;
-      output.destroy(new LifeboatError(code.failed, `${what}: zstd ${why}${stderr ? `: ${stderr.trim()}` : ""}`));
-      return;
-    }
+  const child = runFilter("zstd", [`-${level}`, "-T2", "-vv", "-c"], what, {
+    stdin: input,
+    output,
+    fail: (err) => output.destroy(err),
     // zstd saw an end of input; only the dump tool's exit says whether it was the whole dump.
-    dumped.then(
-      () => {
-        const n = summaryRawBytes(stderr);
-        if (n === undefined) output.destroy(new LifeboatError(code.failed, `${what}: zstd reported no input size: ${stderr.trim()}`));
-        else {
-          rawBytes = n;
-          output.end();
-        }
-      },
-      (err: unknown) => output.destroy(err instanceof Error ? err : new Error(String(err))),
-    );
+    async whenClean(stderr) {
+      await dumped;
+      const n = summaryRawBytes(stderr);
+      if (n === undefined) throw new LifeboatError(code.failed, `${what}: zstd reported no input size: ${stderr.trim()}`);
+      rawBytes = n;
+    },
   });
-  output.on("close", () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-  });
+  // zstd holds its own copy of the pipe now; Node's would keep the dump tool's stdout from ever closing.
+  input.destroy();
+  stopWhenClosed(child, output);
   return { stream: output, rawBytes: () => rawBytes, progress: () => undefined };
 }
