@@ -158,8 +158,8 @@ function joinParts(store: S3rver["store"]): void {
   ) => { metadata: Record<string, string> };
   store.putObjectMultipart = async (bucket, uploadId, parts) => {
     const uploadDir = join(store.getResourcePath(bucket, undefined, "uploads"), uploadId);
-    const key = await readFile(join(uploadDir, "key"), "utf8").catch(() => undefined);
-    if (key === undefined || !UPLOAD_ID.test(uploadId)) throw new S3Error("NoSuchUpload", "The specified upload does not exist.");
+    const key = UPLOAD_ID.test(uploadId) ? await readFile(join(uploadDir, "key"), "utf8").catch(() => undefined) : undefined;
+    if (key === undefined) throw new S3Error("NoSuchUpload", "The specified upload does not exist.");
     const metadata = JSON.parse(await readFile(join(uploadDir, "metadata"), "utf8")) as Record<string, string>;
     const md5s: Buffer[] = [];
     for (const [i, part] of parts.entries()) {
