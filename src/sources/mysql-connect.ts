@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import mysql from "mysql2/promise";
 import { ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
 import { displayUrl, redact, Secret } from "../secret.ts";
+import { osUser, parseConnectionUrl } from "./connection-url.ts";
 
 /** How a connection uses TLS: not at all (the default), encrypted without checks, or verified (CA, CA and host name). */
 export type MysqlTlsMode = "DISABLED" | "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY";
@@ -36,31 +36,17 @@ export const displayMysqlUrl = displayUrl;
  * Throws ConfigError for anything else, so a setting is never honoured by one client and ignored by another.
  */
 export function parseMysqlUrl(url: string): MysqlParams {
-  const bad = (why: string) =>
-    new ConfigError(`mysql URL ${displayMysqlUrl(url)}: ${why}`, { hint: "use mysql://user:password@host:3306/database" });
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw bad("not a valid URL");
-  }
-  if (u.protocol !== "mysql:" && u.protocol !== "mariadb:") throw bad(`scheme ${u.protocol} is not mysql:`);
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw bad("bad percent-encoding");
-    }
-  };
-  const kw: Record<string, string> = {};
-  // Split by hand: URLSearchParams turns "+" into a space.
-  for (const pair of u.search.slice(1).split("&")) {
-    if (!pair) continue;
-    const eq = pair.indexOf("=");
-    const key = decode(eq < 0 ? pair : pair.slice(0, eq));
-    if (!KEYWORDS.has(key)) throw bad(`query parameter "${key}" is not supported (supported: ${[...KEYWORDS].join(", ")})`);
-    kw[key] = decode(eq < 0 ? "" : pair.slice(eq + 1));
-  }
+  const {
+    url: u,
+    query: kw,
+    decode,
+    bad,
+  } = parseConnectionUrl(url, {
+    kind: "mysql",
+    schemes: ["mysql:", "mariadb:"],
+    keywords: KEYWORDS,
+    example: "mysql://user:password@host:3306/database",
+  });
   const port = Number(u.port || 3306);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`port "${u.port}" is not a port number`);
   const tls = (kw["ssl-mode"] ?? "DISABLED").toUpperCase() as MysqlTlsMode;
@@ -76,21 +62,13 @@ export function parseMysqlUrl(url: string): MysqlParams {
     port,
     socket: kw.socket || undefined,
     // As the MySQL clients do: no user in the URL means the operating-system user.
-    user: u.username ? decode(u.username) : osUser(),
+    user: u.username ? decode(u.username) : osUser("root"),
     password: u.password ? new Secret(decode(u.password)) : undefined,
     database,
     tls,
     sslCa: kw["ssl-ca"] || undefined,
     connectTimeout,
   };
-}
-
-function osUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? "root";
-  }
 }
 
 /** Where the params point, for messages: "host:port" or the socket path. */

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import { ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
 import { displayUrl, redact, Secret } from "../secret.ts";
+import { osUser, parseConnectionUrl } from "./connection-url.ts";
 
 /** libpq's sslmode values. */
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -47,22 +47,18 @@ export const display = displayUrl;
  * (?sslmode=require, ?host=/tmp) overriding the URL's parts. Throws ConfigError for anything else.
  */
 export function parsePostgresUrl(url: string): PgParams {
-  const bad = (why: string) =>
-    new ConfigError(`postgres URL ${display(url)}: ${why}`, { hint: "use postgres://user:password@host:5432/database" });
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw bad("not a valid URL (several hosts in one URL are not supported)");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw bad(`scheme ${u.protocol} is not postgres:`);
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw bad("bad percent-encoding");
-    }
-  };
+  const {
+    url: u,
+    query,
+    decode,
+    bad,
+  } = parseConnectionUrl(url, {
+    kind: "postgres",
+    schemes: ["postgres:", "postgresql:"],
+    keywords: KEYWORDS,
+    invalidNote: "several hosts in one URL are not supported",
+    example: "postgres://user:password@host:5432/database",
+  });
   const kw: Record<string, string> = {};
   const host = decode(u.hostname).replace(/^\[(.*)\]$/, "$1");
   if (host) kw.host = host;
@@ -70,21 +66,15 @@ export function parsePostgresUrl(url: string): PgParams {
   if (u.username) kw.user = decode(u.username);
   if (u.password) kw.password = decode(u.password);
   if (u.pathname.length > 1) kw.dbname = decode(u.pathname.slice(1));
-  // Split by hand: URLSearchParams turns "+" into a space, libpq does not.
-  for (const pair of u.search.slice(1).split("&")) {
-    if (!pair) continue;
-    const eq = pair.indexOf("=");
-    const key = decode(eq < 0 ? pair : pair.slice(0, eq));
-    if (!KEYWORDS.has(key)) throw bad(`query parameter "${key}" is not supported`);
-    kw[key] = decode(eq < 0 ? "" : pair.slice(eq + 1));
-  }
+  // As libpq: query keywords override the URL's parts.
+  Object.assign(kw, query);
   const port = Number(kw.port ?? 5432);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`port "${kw.port}" is not a port number`);
   const sslmode = (kw.sslmode ?? "prefer") as SslMode;
   if (!SSL_MODES.includes(sslmode)) throw bad(`sslmode "${kw.sslmode}" is not one of ${SSL_MODES.join(", ")}`);
   const connectTimeout = Number(kw.connect_timeout ?? 30);
   if (!Number.isInteger(connectTimeout) || connectTimeout < 0) throw bad("connect_timeout must be whole seconds");
-  const user = kw.user || osUser();
+  const user = kw.user || osUser("postgres");
   return {
     host: kw.host || "localhost",
     port,
@@ -99,14 +89,6 @@ export function parsePostgresUrl(url: string): PgParams {
     connectTimeout,
     options: kw.options,
   };
-}
-
-function osUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? "postgres";
-  }
 }
 
 /** The libpq environment variables (PGHOST, PGPASSWORD, PGSSLMODE, …) that connect a client tool as the URL says. */
