@@ -2,12 +2,12 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pipeline, type Readable, Transform, type TransformCallback } from "node:stream";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { ConfigError, code, LifeboatError, RefusedError, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
 import { displayMysqlUrl, parseMysqlUrl, quoteId, secretsOf } from "./mysql-connect.ts";
-import { exitOf, exitWhy, findTool, stderrTail, terminate, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
-import { benignPipeError } from "./process.ts";
+import { exitWhy, findTool, stderrTail, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
+import { feedTool } from "./process.ts";
 
 /** How DumpRewriter changes a dump on its way into the client. */
 export interface RewriteOptions {
@@ -199,7 +199,6 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
     ];
     const child = spawn(tool.command, args, { env: toolEnv(), stdio: ["pipe", "ignore", "pipe"] });
     const stderr = stderrTail(child.stderr as Readable);
-    const exited = exitOf(child);
     const rewriter = new DumpRewriter({
       databases,
       current: p.database,
@@ -211,19 +210,8 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
     const stopClient = () => child.kill("SIGKILL");
     opts.input.once("error", stopClient);
     rewriter.once("error", stopClient);
-    let inputError: unknown;
-    pipeline(opts.input, rewriter, child.stdin, (err) => {
-      // EPIPE and friends only mean the client stopped reading; its exit code says why.
-      if (err && !benignPipeError(err)) {
-        inputError = err;
-        terminate(child);
-      }
-    });
-    const onAbort = () => terminate(child);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const exit = await exited;
-    signal?.removeEventListener("abort", onAbort);
-    if (signal?.aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+    const { exit, inputError, aborted } = await feedTool(child, [opts.input, rewriter], signal);
+    if (aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
     if (inputError instanceof RefusedError) throw wrap(`restore into ${where}`, inputError);
     if (inputError) throw wrap(`restore into ${where}: read the dump`, inputError, code.source);
     const text = redact(stderr(), secretsOf(p));

@@ -1,11 +1,11 @@
 import { execFile, spawn } from "node:child_process";
-import { pipeline, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type pg from "pg";
 import type { PostgresSourceConfig } from "../config/schema.ts";
 import { ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact, Secret } from "../secret.ts";
 import { childEnv, connectPostgres, display, type PgParams, parsePostgresUrl } from "./postgres-connect.ts";
-import { benignPipeError, exitOf, exitWhy, stderrTail, ToolOutput, terminate } from "./process.ts";
+import { exitOf, exitWhy, feedTool, stderrTail, ToolOutput, terminate } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 
 export { connectPostgres, type PgParams, parsePostgresUrl, pgEnv, type SslMode } from "./postgres-connect.ts";
@@ -241,22 +241,8 @@ export async function restorePostgres(opts: RestorePostgresOptions): Promise<{ w
   if (opts.file !== undefined) args.push(`--jobs=${opts.jobs ?? 1}`, opts.file);
   const child = spawn("pg_restore", args, { env: childEnv(p), stdio: [opts.input ? "pipe" : "ignore", "ignore", "pipe"] });
   const stderr = stderrTail(child.stderr as Readable);
-  const exited = exitOf(child);
-  let inputError: unknown;
-  if (opts.input && child.stdin) {
-    pipeline(opts.input, child.stdin, (err) => {
-      // EPIPE and friends only mean pg_restore stopped reading; its exit code says why.
-      if (err && !benignPipeError(err)) {
-        inputError = err;
-        terminate(child);
-      }
-    });
-  }
-  const onAbort = () => terminate(child);
-  signal?.addEventListener("abort", onAbort, { once: true });
-  const exit = await exited;
-  signal?.removeEventListener("abort", onAbort);
-  if (signal?.aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+  const { exit, inputError, aborted } = await feedTool(child, opts.input ? [opts.input] : [], signal);
+  if (aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
   if (inputError) throw wrap(`restore into ${where}: read the dump`, inputError, code.source);
   const text = redact(stderr(), secrets);
   if (exit.error || exit.status !== 0) {

@@ -1,6 +1,6 @@
 // Child-process plumbing shared by the sources that drive database tools (pg_dump, pg_restore, mariadb-dump, …).
 import type { ChildProcess } from "node:child_process";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, pipeline, type Readable, type Writable } from "node:stream";
 
 const STDERR_LIMIT = 64 * 1024;
 
@@ -44,8 +44,44 @@ export function terminate(child: ChildProcess): void {
   setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"), 5000).unref();
 }
 
+/** How a restore tool ended, and what went wrong on the way in. */
+export interface Fed {
+  exit: Exit;
+  /** The input's own error (reading or rewriting the dump), not a mere broken pipe; the tool was stopped. */
+  inputError?: unknown;
+  /** The signal fired: the tool was stopped. */
+  aborted: boolean;
+}
+
+/**
+ * Feeds a restore tool: pipes the stages (the dump, then any rewriting) into its stdin, stops it on the input's own
+ * error or on abort, and resolves once it is gone. Without stages the tool reads its input itself.
+ */
+export async function feedTool(
+  child: ChildProcess,
+  stages: (Readable | NodeJS.ReadWriteStream)[],
+  signal: AbortSignal | undefined,
+): Promise<Fed> {
+  const exited = exitOf(child);
+  let inputError: unknown;
+  if (stages.length > 0 && child.stdin) {
+    pipeline([...stages, child.stdin as Writable], (err) => {
+      // EPIPE and friends only mean the tool stopped reading; its exit code says why.
+      if (err && !benignPipeError(err)) {
+        inputError = err;
+        terminate(child);
+      }
+    });
+  }
+  const onAbort = () => terminate(child);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const exit = await exited;
+  signal?.removeEventListener("abort", onAbort);
+  return { exit, inputError, aborted: signal?.aborted ?? false };
+}
+
 /** Errors of feeding a child's stdin that only mean the child stopped reading; its exit status says why. */
-export function benignPipeError(err: unknown): boolean {
+function benignPipeError(err: unknown): boolean {
   const c = (err as { code?: string } | undefined)?.code ?? "";
   return ["EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(c);
 }
