@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { MysqlSourceConfig } from "../config/schema.ts";
 import { ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
@@ -21,6 +21,7 @@ import { type DumpRelay, openDumpRelay } from "./mysql-relay.ts";
 import { countSnapshots, type Handshake, openSnapshots } from "./mysql-snapshot.ts";
 import { databaseCollations, listDatabases, listTables, type TableInfo } from "./mysql-tables.ts";
 import { exitOf, exitWhy, findTool, type MysqlTool, stderrTail, terminate, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
+import { ToolOutput } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 
 /** Artifact name of a MySQL dump inside a snapshot. */
@@ -192,9 +193,8 @@ export class MysqlSource implements Source {
       if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
     };
 
-    const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
-    // The error is also done's rejection: a consumer that only awaits done must not crash on the stream's error.
-    stream.on("error", () => {});
+    // The stream ends only after the tool's exit is judged, so a failed dump never looks like a short, clean one.
+    let output: ToolOutput | undefined;
     let stderr = () => "";
     let tail = "";
     let exited: Promise<Awaited<ReturnType<typeof exitOf>>> = new Promise(() => {});
@@ -237,10 +237,9 @@ export class MysqlSource implements Source {
         stderr = stderrTail(c.stderr as Readable);
         exited = exitOf(c);
         exited.then((exit) => toolGone(toolError(`${tool.command} ${exitWhy(exit)} before its snapshot opened`)));
-        c.stdout?.on("data", (chunk: Buffer) => {
+        output = new ToolOutput(c, (chunk) => {
           tail = (tail + chunk.toString("latin1")).slice(-256);
         });
-        c.stdout?.pipe(stream, { end: false });
       };
       hs = await openSnapshots({ params: p, conn, tables: setup.tables, relay, start, toolGone: gone, signal });
       if (hs.after) sessions.push(hs.after);
@@ -249,20 +248,12 @@ export class MysqlSource implements Source {
     } catch (err) {
       if (child) terminate(child);
       await cleanup();
-      stream.destroy();
       if (signal.aborted) throw aborted();
       throw wrap(`${where}: start dump`, err, code.source);
     }
     const { tool, tables } = setup;
     const proc = child as unknown as ChildProcess;
-
-    let consumerGone = false;
-    stream.on("close", () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        consumerGone = true;
-        terminate(proc);
-      }
-    });
+    const out = output as unknown as ToolOutput;
     let counting = true;
     const onAbort = () => {
       terminate(proc);
@@ -274,13 +265,13 @@ export class MysqlSource implements Source {
     const failure = exited.then((exit): LifeboatError | undefined => {
       let err: LifeboatError | undefined;
       if (signal.aborted) err = aborted();
-      else if (consumerGone) err = new LifeboatError(code.source, `${where}: the dump stream was closed before ${tool.command} finished`);
+      else if (out.consumerGone)
+        err = new LifeboatError(code.source, `${where}: the dump stream was closed before ${tool.command} finished`);
       else if (exit.error || exit.status !== 0) err = toolError(`${tool.command} ${exitWhy(exit)}`);
       else if (!this.#config.dumpArgs.some((a) => NO_COMMENTS.test(a)) && !tail.includes("-- Dump completed")) {
         err = toolError(`${tool.command} exited with 0 but its output lacks the "-- Dump completed" line`);
       }
-      if (err) stream.destroy(err);
-      else stream.end();
+      out.settle(err);
       return err;
     });
 
@@ -350,6 +341,6 @@ export class MysqlSource implements Source {
     })();
     done.catch(() => {});
 
-    return { artifact: MYSQL_ARTIFACT, format: MYSQL_FORMAT, stream, inventory, done };
+    return { artifact: MYSQL_ARTIFACT, format: MYSQL_FORMAT, stream: out.stream, inventory, done };
   }
 }

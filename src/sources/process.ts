@@ -89,7 +89,8 @@ function benignPipeError(err: unknown): boolean {
 /**
  * A dump tool's stdout, offered two ways: `stream`, a Node stream that ends only once the tool's exit was judged clean
  * (settle), or `handOff()`, the pipe itself, for another process (zstd) to read with no byte passing through Node.
- * Whichever is used first excludes the other; until then nothing reads the pipe.
+ * Whichever is used first excludes the other; until then nothing reads the pipe. A source that must see the bytes
+ * itself passes `watch`: the output is then a stream from the start, and is never handed off.
  */
 export class ToolOutput {
   readonly #child: ChildProcess;
@@ -98,8 +99,13 @@ export class ToolOutput {
   #settled?: { err?: Error };
   #consumerGone = false;
 
-  constructor(child: ChildProcess) {
+  constructor(child: ChildProcess, watch?: (chunk: Buffer) => void) {
     this.#child = child;
+    if (watch) {
+      // On the pipe, beside the stream: a listener on the stream itself would set it flowing before its consumer came.
+      child.stdout?.on("data", watch);
+      this.#open();
+    }
   }
 
   /** Whether the stream was closed before the tool ended (the tool is then terminated). */
@@ -109,6 +115,10 @@ export class ToolOutput {
 
   get stream(): Readable {
     if (this.#handedOff) throw new Error("the dump tool's output was handed to another process");
+    return this.#open();
+  }
+
+  #open(): PassThrough {
     if (!this.#stream) {
       const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
       // The error is also the dump's done rejection: a consumer that only awaits done must not crash on it.
