@@ -57,12 +57,15 @@ describe("mysql job through the CLI", () => {
     expect(b.status, b.stderr).toBe(0);
     const d = await cli("--json", "drill", "shop");
     expect(d.status, d.stderr + d.stdout).toBe(0);
-    const rec = (d.json as { drills: { record: { verdict: string; checks: { kind: string }[] } }[] }).drills[0]!.record;
+    const rec = (d.json as { drills: { record: { verdict: string; checks: { kind: string }[]; scratch: { location: string } } }[] })
+      .drills[0]!.record;
     expect(rec.verdict).toBe("pass");
     expect(rec.checks.map((c) => c.kind)).toEqual(["rowCounts", "query"]);
+    // This drill's own scratch database: other test files drill jobs whose names also start with "shop".
+    const scratch = rec.scratch.location.split("/").at(-1) as string;
+    expect(scratch).toMatch(/^lifeboat_drill_shop_[0-9a-z_]+$/);
     const left = await withAdmin(
-      async (c) =>
-        (await c.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'lifeboat\\_drill\\_shop\\_%'"))[0],
+      async (c) => (await c.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [scratch]))[0],
     );
     expect(left).toEqual([]);
   });
