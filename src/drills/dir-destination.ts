@@ -1,6 +1,7 @@
-import { opendir, stat } from "node:fs/promises";
+import { opendir } from "node:fs/promises";
 import { resolve } from "node:path";
-import { code, LifeboatError, messageOf } from "../errors.ts";
+import { code, LifeboatError } from "../errors.ts";
+import { statToInspect } from "./file-destination.ts";
 import type { Destination } from "./kind.ts";
 import { restoreVolume } from "./volume.ts";
 
@@ -17,10 +18,7 @@ export function directoryDestination(to: string): Destination {
     confirmName: dir,
     display: dir,
     async inspect() {
-      const st = await stat(dir).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return undefined;
-        throw new LifeboatError(code.failed, `inspect ${dir}: ${messageOf(err)}`, { cause: err });
-      });
+      const st = await statToInspect(dir);
       if (!st) return { empty: true, lines: [`directory ${dir} does not exist; it will be created`] };
       if (!st.isDirectory())
         throw new LifeboatError(code.usage, `${dir} exists and is not a directory`, { hint: "give a directory to restore into" });

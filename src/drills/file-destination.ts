@@ -1,10 +1,18 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, type Stats } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { code, LifeboatError, messageOf } from "../errors.ts";
 import type { Destination } from "./kind.ts";
+
+/** A destination's stat for inspect(): undefined when nothing is there, any other failure an error naming the path. */
+export async function statToInspect(path: string): Promise<Stats | undefined> {
+  return stat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw new LifeboatError(code.failed, `inspect ${path}: ${messageOf(err)}`, { cause: err });
+  });
+}
 
 /**
  * A single file as a restore destination (a SQLite database). The restored bytes go to a temporary file beside the
@@ -17,10 +25,7 @@ export function fileDestination(to: string, companions: readonly string[] = []):
     confirmName: path,
     display: path,
     async inspect() {
-      const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return undefined;
-        throw new LifeboatError(code.failed, `inspect ${path}: ${messageOf(err)}`, { cause: err });
-      });
+      const st = await statToInspect(path);
       if (!st) return { empty: true, lines: [`file ${path} does not exist; it will be created`] };
       if (!st.isFile())
         throw new LifeboatError(code.usage, `${path} exists and is not a file`, { hint: "give the path of the database file to restore" });
