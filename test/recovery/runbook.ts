@@ -77,19 +77,7 @@ export interface BashResult {
  * the event loop must keep running). The environment is exactly `env`: nothing of the test process leaks in.
  */
 export function runBash(script: string, opts: { cwd: string; env: Record<string, string> }): Promise<BashResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", script], { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCommand("bash", ["-c", script], opts);
 }
 
 /** Runs a command (no shell) asynchronously and collects its output. */
