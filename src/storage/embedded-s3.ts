@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type S3rver from "s3rver";
+import { type PartRecord, PartStore } from "./embedded-s3-parts.ts";
 
 /** The static credentials s3rver accepts. */
 export const EMBEDDED_S3_CREDENTIALS = Object.freeze({ accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
@@ -23,17 +24,18 @@ export interface EmbeddedS3 {
  * it lacks AbortMultipartUpload and ListMultipartUploads (added from its on-disk layout, so "a failed put leaves no
  * parts" can be shown and tested), lists keys in directory-walk order instead of byte order (re-sorted), and reads
  * "Range: bytes=0-0" as the whole object (it tests the end with `if (end)`), and completes multipart uploads without
- * checking the parts' ETags (and by hashing the whole object again, see joinParts).
+ * checking the parts' ETags (see multipartParts).
  */
 export async function startEmbeddedS3(opts: { directory: string; port?: number }): Promise<EmbeddedS3> {
   // Imported lazily so that importing this module does not need the devDependency.
   const { default: S3rverClass } = await import("s3rver");
   const server = new S3rverClass({ address: "127.0.0.1", port: opts.port ?? 0, silent: true, directory: opts.directory });
   // Koa composes its middleware when listening, so an entry put first here runs before s3rver's router.
-  server.middleware.unshift(multipartExtensions(opts.directory), zeroEndRange);
+  const parts = new PartStore();
+  server.middleware.unshift(multipartExtensions(opts.directory, parts), zeroEndRange);
   sortListings(server.store);
   fixZeroEndRange(server.store);
-  joinParts(server.store);
+  multipartParts(server.store, parts);
   const address = await server.run();
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
@@ -73,7 +75,7 @@ const UPLOAD_ID = /^[0-9a-f]{1,64}$/;
  * from s3rver's files: <directory>/<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,<part>...}.
  * Signatures are not checked here; the server listens on loopback for tests only.
  */
-function multipartExtensions(directory: string): Middleware {
+function multipartExtensions(directory: string, parts: PartStore): Middleware {
   return async (ctx, next) => {
     const [bucketPart = "", ...keyParts] = ctx.path.slice(1).split("/");
     const bucket = decodeURIComponent(bucketPart);
@@ -89,7 +91,7 @@ function multipartExtensions(directory: string): Middleware {
     const id = uploadId as string;
     const stored = UPLOAD_ID.test(id) ? await readFile(join(uploadsDir, id, "key"), "utf8").catch(() => undefined) : undefined;
     if (stored !== key) return xmlError(ctx, 404, "NoSuchUpload", "The specified upload does not exist.");
-    await rm(join(uploadsDir, id), { recursive: true, force: true });
+    await parts.forget(join(uploadsDir, id));
     ctx.status = 204;
   };
 }
@@ -137,16 +139,14 @@ function fixZeroEndRange(store: S3rver["store"]): void {
   };
 }
 
-/** Buffer for joining parts: reused, so joining costs no fresh memory (page faults are costly on small VMs). */
-const JOIN_BUFFER = 4 * 1024 * 1024;
-
 /**
- * CompleteMultipartUpload as S3 does it: every listed part must exist with the ETag given (else InvalidPart), the
- * parts are joined in order, and the object's ETag is S3's multipart form (the MD5 of the parts' MD5s, "-<count>").
- * s3rver's own joined the parts through fresh stream buffers and hashed the whole object again; at completion,
- * which nothing overlaps, that cost about as much CPU as receiving the upload (docs/BENCHMARK.md).
+ * UploadPart and CompleteMultipartUpload as S3 does them, stored by PartStore. s3rver's own answered UploadPart
+ * before the part was on disk, completed without checking the parts' ETags, and joined the parts by streaming them
+ * through fresh buffers and hashing the whole object again, at the end of the upload where nothing overlaps it.
+ * Completion here checks every listed part (InvalidPart, InvalidPartOrder), usually renames instead of copying, and
+ * answers with S3's multipart ETag (the MD5 of the parts' MD5s, "-<count>").
  */
-function joinParts(store: S3rver["store"]): void {
+function multipartParts(store: S3rver["store"], parts: PartStore): void {
   const require = createRequire(import.meta.url);
   // s3rver's own classes, so errors become its XML error responses and metadata is filtered as on every put.
   const S3Error = require("s3rver/lib/models/error.js") as new (code: string, message: string) => Error;
@@ -156,47 +156,41 @@ function joinParts(store: S3rver["store"]): void {
     content: null,
     metadata: Record<string, string>,
   ) => { metadata: Record<string, string> };
-  store.putObjectMultipart = async (bucket, uploadId, parts) => {
-    const uploadDir = join(store.getResourcePath(bucket, undefined, "uploads"), uploadId);
-    const key = UPLOAD_ID.test(uploadId) ? await readFile(join(uploadDir, "key"), "utf8").catch(() => undefined) : undefined;
+  const openUpload = async (bucket: string, uploadId: string) => {
+    const dir = join(store.getResourcePath(bucket, undefined, "uploads"), uploadId);
+    const key = UPLOAD_ID.test(uploadId) ? await readFile(join(dir, "key"), "utf8").catch(() => undefined) : undefined;
     if (key === undefined) throw new S3Error("NoSuchUpload", "The specified upload does not exist.");
-    const metadata = JSON.parse(await readFile(join(uploadDir, "metadata"), "utf8")) as Record<string, string>;
-    const md5s: Buffer[] = [];
-    for (const [i, part] of parts.entries()) {
-      if (i > 0 && part.number <= (parts[i - 1]?.number ?? 0)) {
+    return { dir, key };
+  };
+  store.putPart = async (bucket, uploadId, partNumber, content) => {
+    const { dir } = await openUpload(bucket, uploadId);
+    const n = Number(partNumber);
+    if (!Number.isInteger(n) || n < 1 || n > 10000) {
+      throw new S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+    }
+    const headers = (content as Readable & { headers?: Record<string, string | undefined> }).headers ?? {};
+    const declared = Number(headers["x-amz-decoded-content-length"] ?? headers["content-length"]);
+    const { size, md5 } = await parts.put(dir, n, content, declared);
+    return { size, md5 };
+  };
+  store.putObjectMultipart = async (bucket, uploadId, listed) => {
+    const { dir, key } = await openUpload(bucket, uploadId);
+    const metadata = JSON.parse(await readFile(join(dir, "metadata"), "utf8")) as Record<string, string>;
+    const records: PartRecord[] = [];
+    for (const [i, part] of listed.entries()) {
+      if (i > 0 && part.number <= (listed[i - 1]?.number ?? 0)) {
         throw new S3Error("InvalidPartOrder", "The list of parts was not in ascending order.");
       }
-      const md5 = await readFile(join(uploadDir, `${part.number}.md5`), "utf8").catch(() => undefined);
-      if (md5 === undefined || md5 !== part.etag) {
+      const record = await parts.record(dir, part.number);
+      if (record === undefined || record.md5 !== part.etag) {
         throw new S3Error("InvalidPart", "One or more of the specified parts could not be found or its entity tag did not match.");
       }
-      md5s.push(Buffer.from(md5, "hex"));
+      records.push(record);
     }
-    const objectPath = store.getResourcePath(bucket, key, "object");
-    await mkdir(dirname(objectPath), { recursive: true });
-    const out = await open(objectPath, "w");
-    const buffer = Buffer.allocUnsafe(JOIN_BUFFER);
-    let size = 0;
-    try {
-      for (const part of parts) {
-        const input = await open(join(uploadDir, String(part.number)), "r");
-        try {
-          for (;;) {
-            const { bytesRead } = await input.read(buffer, 0, buffer.length, null);
-            if (bytesRead === 0) break;
-            for (let done = 0; done < bytesRead; ) done += (await out.write(buffer, done, bytesRead - done)).bytesWritten;
-            size += bytesRead;
-          }
-        } finally {
-          await input.close();
-        }
-      }
-    } finally {
-      await out.close();
-    }
-    const etag = `${createHash("md5").update(Buffer.concat(md5s)).digest("hex")}-${parts.length}`;
+    const size = await parts.join(dir, records, store.getResourcePath(bucket, key, "object"));
+    const md5s = Buffer.concat(records.map((r) => Buffer.from(r.md5, "hex")));
+    const etag = `${createHash("md5").update(md5s).digest("hex")}-${records.length}`;
     await store.putMetadata(bucket, key, new S3Object(bucket, key, null, metadata).metadata, etag);
-    await rm(uploadDir, { recursive: true, force: true });
     return { size, md5: etag };
   };
 }

@@ -54,6 +54,13 @@ declare module "s3rver" {
       /** <directory>/<bucket>/<encoded key path>._S3rver_<resource>; key undefined and "uploads" for the uploads folder. */
       getResourcePath(bucket: string, key: string | undefined, resource: string): string;
       putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5?: string): Promise<void>;
+      /** partNumber is the query string's, unchecked; content is the request (IncomingMessage). */
+      putPart(
+        bucket: string,
+        uploadId: string,
+        partNumber: string,
+        content: import("node:stream").Readable,
+      ): Promise<{ md5: string; size: number }>;
       putObjectMultipart(
         bucket: string,
         uploadId: string,

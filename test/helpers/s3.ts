@@ -10,6 +10,8 @@ import { createBucket, EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from "../../sr
 export interface S3TestServer {
   endpoint: string;
   bucket: string;
+  /** The server's storage folder (s3rver's layout). */
+  directory: string;
   /** A complete target config for the bucket (5 MiB parts, so multi-part uploads happen at test sizes). */
   config(prefix?: string): S3TargetConfig;
   /** Stops the server and deletes its directory. */
@@ -43,6 +45,7 @@ export async function startS3Server(): Promise<S3TestServer> {
   return {
     endpoint: server.endpoint,
     bucket,
+    directory,
     config: (prefix = "") => embeddedTargetConfig(server.endpoint, bucket, prefix),
     async stop() {
       await server.stop();

@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -69,6 +71,22 @@ describe("embedded S3: CompleteMultipartUpload", () => {
     const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: "a/joined" }));
     expect(head.ETag).toBe(expectedEtag);
     expect(head.ContentLength).toBe(bytes.length);
+  });
+
+  it("stores parts of one size in place, as their Content-Length announced them", async () => {
+    const bodies = [randomBytes(5 * 1024 * 1024), randomBytes(5 * 1024 * 1024), randomBytes(999)];
+    const { uploadId, etags } = await upload("a/in-place", bodies);
+    const uploadDir = join(s3.directory, s3.bucket, "._S3rver_uploads", uploadId);
+    const records = await Promise.all([1, 2, 3].map(async (n) => JSON.parse(await readFile(join(uploadDir, `${n}.json`), "utf8"))));
+    expect(records.map((r) => r.offset)).toEqual([0, 5 * 1024 * 1024, 10 * 1024 * 1024]);
+    await complete(
+      "a/in-place",
+      uploadId,
+      etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })),
+    );
+    const got = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: "a/in-place" }));
+    const bytes = Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    expect(bytes.equals(Buffer.concat(bodies))).toBe(true);
   });
 
   it("refuses a part whose ETag does not match, and parts out of order, leaving the upload open", async () => {
