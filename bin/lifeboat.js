@@ -11,7 +11,10 @@ if (major < 22) {
   );
   process.exit(2);
 }
-const { registerHooks } = await import("node:module");
+const { enableCompileCache, registerHooks } = await import("node:module");
+// V8's code cache on disk (by default under the temp directory): every CLI call loads the AWS SDK, tsx and the config,
+// and that start-up is wall time nothing else overlaps. It never fails a run; an unwritable folder just means no cache.
+enableCompileCache?.();
 const { register } = await import("tsx/esm/api");
 register();
 const index = new URL("../src/index.ts", import.meta.url).href;
