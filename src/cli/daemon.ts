@@ -1,6 +1,5 @@
 import { Command } from "commander";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
-import { runDaemon } from "../daemon/daemon.ts";
 import { createLogger } from "../daemon/log.ts";
 import { code, LifeboatError } from "../errors.ts";
 import { loadIdentities } from "../safety/identity.ts";
@@ -39,6 +38,8 @@ export const daemonCommand = (): Command =>
       process.on("SIGINT", onStop);
       process.on("SIGHUP", onHup);
       try {
+        // Loaded here: the daemon's scheduler and metrics (node-cron, prom-client) are start-up cost for every other command.
+        const { runDaemon } = await import("../daemon/daemon.ts");
         const result = await runDaemon({ loaded, identities, signal: ac.signal, log });
         if (result.aborted.length) {
           throw new LifeboatError(

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
 import { ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
 import { displayUrl, redact, Secret } from "../secret.ts";
 import { osUser, parseConnectionUrl } from "./connection-url.ts";
@@ -106,7 +106,9 @@ export async function connectMysql(p: MysqlParams, database: string | null | und
     } as mysql.SslOptions;
   }
   try {
-    const conn = await mysql.createConnection({
+    // Loaded on first use: the driver is a sizeable share of the CLI's start-up, which most jobs do not need.
+    const { default: driver } = await import("mysql2/promise");
+    const conn = await driver.createConnection({
       ...(p.socket ? { socketPath: p.socket } : { host: p.host, port: p.port }),
       user: p.user,
       password: p.password?.reveal(),
