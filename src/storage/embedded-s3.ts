@@ -72,7 +72,7 @@ const UPLOAD_ID = /^[0-9a-f]{1,64}$/;
 
 /**
  * Handles GET /<bucket>?uploads (ListMultipartUploads) and DELETE /<bucket>/<key>?uploadId= (AbortMultipartUpload)
- * from s3rver's files: <directory>/<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,<part>...}.
+ * from s3rver's files: <directory>/<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,...} (the parts: PartStore).
  * Signatures are not checked here; the server listens on loopback for tests only.
  */
 function multipartExtensions(directory: string, parts: PartStore): Middleware {
@@ -89,11 +89,16 @@ function multipartExtensions(directory: string, parts: PartStore): Middleware {
     const uploadsDir = join(bucketDir, "._S3rver_uploads");
     if (isList) return listUploads(ctx, bucket, uploadsDir);
     const id = uploadId as string;
-    const stored = UPLOAD_ID.test(id) ? await readFile(join(uploadsDir, id, "key"), "utf8").catch(() => undefined) : undefined;
-    if (stored !== key) return xmlError(ctx, 404, "NoSuchUpload", "The specified upload does not exist.");
+    if ((await uploadKey(uploadsDir, id)) !== key) return xmlError(ctx, 404, "NoSuchUpload", "The specified upload does not exist.");
     await parts.forget(join(uploadsDir, id));
     ctx.status = 204;
   };
+}
+
+/** The key an open upload was started for, or undefined if there is no such upload (or the id is not one s3rver makes). */
+async function uploadKey(uploadsDir: string, uploadId: string): Promise<string | undefined> {
+  if (!UPLOAD_ID.test(uploadId)) return undefined;
+  return readFile(join(uploadsDir, uploadId, "key"), "utf8").catch(() => undefined);
 }
 
 async function listUploads(ctx: Context, bucket: string, uploadsDir: string): Promise<void> {
@@ -157,10 +162,10 @@ function multipartParts(store: S3rver["store"], parts: PartStore): void {
     metadata: Record<string, string>,
   ) => { metadata: Record<string, string> };
   const openUpload = async (bucket: string, uploadId: string) => {
-    const dir = join(store.getResourcePath(bucket, undefined, "uploads"), uploadId);
-    const key = UPLOAD_ID.test(uploadId) ? await readFile(join(dir, "key"), "utf8").catch(() => undefined) : undefined;
+    const uploadsDir = store.getResourcePath(bucket, undefined, "uploads");
+    const key = await uploadKey(uploadsDir, uploadId);
     if (key === undefined) throw new S3Error("NoSuchUpload", "The specified upload does not exist.");
-    return { dir, key };
+    return { dir: join(uploadsDir, uploadId), key };
   };
   store.putPart = async (bucket, uploadId, partNumber, content) => {
     const { dir } = await openUpload(bucket, uploadId);
