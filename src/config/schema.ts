@@ -51,7 +51,7 @@ export const s3TargetSchema = z
       .optional(),
     /** Refuse to back up (exit 3) when the writer credential can delete objects here. */
     requireImmutable: z.boolean().default(false),
-    /** Multipart part size in MiB (5–5120); bigger parts mean fewer requests and more memory. */
+    /** First multipart part size in MiB (5–5120); parts double as an upload grows (storage/part-sizes.ts). */
     partSizeMiB: z.number().int().min(5).max(5120).default(16),
     /** Parts uploaded at once per object. */
     queueSize: z.number().int().min(1).max(32).default(4),

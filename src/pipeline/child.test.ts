@@ -11,7 +11,12 @@ describe("spawnFilter", () => {
     await pipeline(
       Readable.from([Buffer.from("hello "), Buffer.from("world")]),
       spawnFilter("cat", [], "test"),
-      new Writable({ write: (c, _e, cb) => (out.push(c), cb()) }),
+      new Writable({
+        write: (c, _e, cb) => {
+          out.push(c);
+          cb();
+        },
+      }),
     );
     expect(Buffer.concat(out).toString()).toBe("hello world");
   });

@@ -21,6 +21,7 @@ import { code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
 import { checkKey } from "./filesystem.ts";
 import { isUnlockedKey, parseSnapshotKey } from "./layout.ts";
+import { GROWTH_PARTS, MAX_PARTS, nextPartSize } from "./part-sizes.ts";
 import type { GetOptions, PutOptions, StoredObject, Target } from "./target.ts";
 
 /** Tuning that does not belong in backup.config.ts. */
@@ -29,12 +30,12 @@ export interface S3TargetOptions {
   connectionTimeoutMs?: number;
   /** Milliseconds a connection may sit idle mid-request before it fails. Default 120000. */
   idleTimeoutMs?: number;
+  /** Parts' worth of the current size after which an upload's part size doubles (part-sizes.ts). Default 1500. */
+  growthParts?: number;
 }
 
 const MiB = 1024 * 1024;
 const DAY_MS = 86_400_000;
-/** S3's limit on the parts of one multipart upload. */
-const MAX_PARTS = 10_000;
 
 /** What one stored object is put with: PutObject's input without the body, also spread into the multipart requests. */
 type ObjectParams = Omit<PutObjectCommandInput, "Body">;
@@ -133,6 +134,7 @@ export class S3Target implements Target {
   readonly name: string;
   readonly #config: S3TargetConfig;
   readonly #client: S3Client;
+  readonly #growthParts: number;
   /** "prod/" for prefix "/prod/", "" for no prefix. */
   readonly #prefix: string;
 
@@ -141,6 +143,7 @@ export class S3Target implements Target {
     this.#config = config;
     const prefix = config.prefix.split("/").filter(Boolean).join("/");
     this.#prefix = prefix === "" ? "" : `${prefix}/`;
+    this.#growthParts = options.growthParts ?? GROWTH_PARTS;
     this.#client = new S3Client({
       region: config.region,
       endpoint: config.endpoint,
@@ -324,20 +327,22 @@ export class S3Target implements Target {
 
   /**
    * Stores the chunks as one object: a single PutObject when they fit in one part, else a multipart upload with up to
-   * queueSize parts in flight. Part buffers are allocated once and reused (lib-storage's Upload concatenated every
-   * part into fresh memory, which cost more CPU than the rest of the upload), and the part being filled counts
-   * against queueSize, so memory stays at max(queueSize, 2) × partSize.
+   * queueSize parts in flight. Parts start at partSizeMiB and double as the upload grows (nextPartSize), so a stream
+   * of unknown length fits S3's 10,000 parts. Part buffers are allocated once per size and reused (lib-storage's
+   * Upload concatenated every part into fresh memory, which cost more CPU than the rest of the upload), and the part
+   * being filled counts against queueSize, so memory stays at max(queueSize, 2) × the current part size.
    * Any failure (a request, or the chunks' source) cancels the parts in flight and aborts the multipart upload
    * before this rejects, so no parts are left behind.
    */
   async #upload(params: ObjectParams, chunks: AsyncIterable<Buffer>): Promise<void> {
     const client = this.#client;
-    const partSize = this.#config.partSizeMiB * MiB;
+    let partSize = this.#config.partSizeMiB * MiB;
     const queueSize = this.#config.queueSize;
     const buffers = Math.max(queueSize, 2);
     const spare: Buffer[] = [];
     let part: Buffer | undefined;
     let fill = 0;
+    let sent = 0;
     let uploadId: string | undefined;
     let partNumber = 0;
     const parts: CompletedPart[] = [];
@@ -358,7 +363,8 @@ export class S3Target implements Target {
         failure ??= { error };
         cancel.abort();
       } finally {
-        spare.push(buffer);
+        // A buffer of an earlier, smaller part size is dropped: the garbage collector frees it.
+        if (buffer.length === partSize) spare.push(buffer);
       }
     };
     // A buffer for the next part, once fewer than `buffers` parts are in flight.
@@ -376,10 +382,16 @@ export class S3Target implements Target {
       while (inFlight.size >= queueSize && !failure) await Promise.race(inFlight);
       if (failure) throw failure.error;
       if (++partNumber > MAX_PARTS) {
-        throw new Error(`the object needs more than ${MAX_PARTS} parts of ${this.#config.partSizeMiB} MiB; raise partSizeMiB`);
+        throw new Error(`the object needs more than ${MAX_PARTS} parts, more than S3 allows (objects are limited to 5 TiB)`);
       }
-      const sent: Promise<void> = sendPart(full, fill, partNumber).finally(() => inFlight.delete(sent));
-      inFlight.add(sent);
+      const request: Promise<void> = sendPart(full, fill, partNumber).finally(() => inFlight.delete(request));
+      inFlight.add(request);
+      sent += fill;
+      const next = nextPartSize(partSize, sent, this.#growthParts);
+      if (next !== partSize) {
+        partSize = next;
+        spare.length = 0;
+      }
       part = undefined;
       fill = 0;
     };
@@ -389,7 +401,7 @@ export class S3Target implements Target {
         let off = 0;
         while (off < chunk.length) {
           // A full part is sent only once more data follows: a body of exactly one part is a single PutObject.
-          if (part && fill === partSize) await flush(part);
+          if (part && fill === part.length) await flush(part);
           part ??= await acquire();
           const n = chunk.copy(part, fill, off);
           fill += n;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import type { S3TargetConfig } from "../../src/config/schema.ts";
 import { createBucket, EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from "../../src/storage/embedded-s3.ts";
 
@@ -54,9 +54,9 @@ export async function startS3Server(): Promise<S3TestServer> {
   };
 }
 
-/** Keys of unfinished multipart uploads under the config's prefix (ListMultipartUploads): what a failed put must not leave. */
-export async function multipartLeftovers(config: S3TargetConfig): Promise<string[]> {
-  const client = new S3Client({
+/** A plain SDK client for the config's bucket, to look at what a target stored without going through it. */
+function clientFor(config: S3TargetConfig): S3Client {
+  return new S3Client({
     region: config.region,
     endpoint: config.endpoint,
     forcePathStyle: config.forcePathStyle,
@@ -64,6 +64,23 @@ export async function multipartLeftovers(config: S3TargetConfig): Promise<string
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });
+}
+
+/** The stored object's ETag, unquoted; for a multipart upload S3's "<md5 of the parts' md5s>-<part count>". */
+export async function storedETag(config: S3TargetConfig, key: string): Promise<string> {
+  const client = clientFor(config);
+  try {
+    const prefix = config.prefix.split("/").filter(Boolean).join("/");
+    const res = await client.send(new HeadObjectCommand({ Bucket: config.bucket, Key: prefix ? `${prefix}/${key}` : key }));
+    return (res.ETag ?? "").replaceAll('"', "");
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Keys of unfinished multipart uploads under the config's prefix (ListMultipartUploads): what a failed put must not leave. */
+export async function multipartLeftovers(config: S3TargetConfig): Promise<string[]> {
+  const client = clientFor(config);
   try {
     const res = await client.send(new ListMultipartUploadsCommand({ Bucket: config.bucket, Prefix: config.prefix }));
     return (res.Uploads ?? []).map((u) => u.Key ?? "");

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +7,7 @@ import { LifeboatError, NotFoundError } from "../../src/errors.ts";
 import { S3Target } from "../../src/storage/s3.ts";
 import { listAll, putBuffer } from "../../src/storage/target.ts";
 import { describeTargetContract } from "../contracts/target.ts";
-import { multipartLeftovers, type S3TestServer, startS3Server } from "../helpers/s3.ts";
+import { multipartLeftovers, type S3TestServer, startS3Server, storedETag } from "../helpers/s3.ts";
 
 let server: S3TestServer;
 beforeAll(async () => {
@@ -110,5 +110,27 @@ describe("S3Target", () => {
     expect((await listAll(target, "")).map((o) => o.key)).toEqual(["job/manifest.json"]);
     expect((await listAll(whole, `${p}/`)).map((o) => o.key)).toEqual([`${p}/nested/job/manifest.json`]);
     await Promise.all([target.close(), whole.close()]);
+  });
+
+  it("doubles the part size as an upload grows, and the object reads back whole", async () => {
+    const config = server.config(prefix());
+    // Doubling after 2 parts' worth (1,500 by default) shows the schedule at test sizes: 5, 5, 10, 20, then the rest.
+    const target = new S3Target("offsite", config, { growthParts: 2 });
+    const MiB = 1024 * 1024;
+    const body = randomBytes(45 * MiB + 123);
+    await putBuffer(target, "big.bin", body);
+    const parts: Buffer[] = [];
+    let start = 0;
+    for (const mib of [5, 5, 10, 20]) {
+      parts.push(body.subarray(start, start + mib * MiB));
+      start += mib * MiB;
+    }
+    parts.push(body.subarray(start));
+    const md5s = Buffer.concat(parts.map((p) => createHash("md5").update(p).digest()));
+    expect(await storedETag(config, "big.bin")).toBe(`${createHash("md5").update(md5s).digest("hex")}-5`);
+    const back = createHash("sha256");
+    for await (const chunk of await target.get("big.bin")) back.update(chunk as Buffer);
+    expect(back.digest("hex")).toBe(createHash("sha256").update(body).digest("hex"));
+    await target.close();
   });
 });
