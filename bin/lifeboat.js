@@ -1,6 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --no-concurrent-marking
 // The small young generation keeps a long streaming backup's memory flat (about 160 MB instead of 230+ for 1 GB);
-// streams allocate short-lived buffers that die young either way, so scavenges stay cheap.
+// streams allocate short-lived buffers that die young either way, so scavenges stay cheap. Without concurrent
+// marking, a backup no longer falls into runs of about 100 full collections that free nothing, which doubled the
+// process's CPU in some runs (docs/BENCHMARK.md); the pauses of marking on the main thread do not matter to a CLI.
 // Entry point: checks the Node version, then runs the TypeScript CLI through tsx, so users' backup.config.ts,
 // jobs/*.ts and restore-drills/*.ts load without a build step.
 const major = Number(process.versions.node.split(".")[0]);

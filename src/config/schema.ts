@@ -52,7 +52,7 @@ export const s3TargetSchema = z
     /** Refuse to back up (exit 3) when the writer credential can delete objects here. */
     requireImmutable: z.boolean().default(false),
     /** First multipart part size in MiB (5–5120); parts double as an upload grows (storage/part-sizes.ts). */
-    partSizeMiB: z.number().int().min(5).max(5120).default(16),
+    partSizeMiB: z.number().int().min(5).max(5120).default(8),
     /** Parts uploaded at once per object. */
     queueSize: z.number().int().min(1).max(32).default(4),
     boundary: boundarySchema,
