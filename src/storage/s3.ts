@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
@@ -98,6 +99,23 @@ export function isAccessDenied(err: unknown): boolean {
   return false;
 }
 
+/** The commands that carry object data, whose bodies SigV4 would hash. */
+const BODY_COMMANDS = new Set(["PutObjectCommand", "UploadPartCommand"]);
+
+/**
+ * Whether request bodies to this endpoint are covered by the SigV4 signature: only over plain HTTP to a host other
+ * than this one. HTTPS (AWS when no endpoint is set) protects them in transit already, as does loopback; the
+ * manifest's sha256 and age's authentication cover every stored byte either way.
+ */
+export function signsPayload(endpoint: string | undefined): boolean {
+  if (endpoint === undefined) return false;
+  const url = new URL(endpoint);
+  if (url.protocol === "https:") return false;
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (host === "localhost" || host.endsWith(".localhost") || host === "::1") return false;
+  return !(isIP(host) === 4 && host.startsWith("127."));
+}
+
 /** Error codes of Node and the SDK's HTTP handler that mean the endpoint could not be reached at all. */
 const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET"]);
 
@@ -160,6 +178,22 @@ export class S3Target implements Target {
       // (not a direct dependency). socketTimeout is an idle timeout, so long part uploads are not cut off.
       requestHandler: { connectionTimeout: options.connectionTimeoutMs ?? 5_000, socketTimeout: options.idleTimeoutMs ?? 120_000 },
     });
+    if (!signsPayload(config.endpoint)) {
+      // SigV4 signs a sha256 of every body the SDK holds in memory: a second pass over every byte uploaded (the
+      // manifest's sha256 is the first). It guards the bytes between here and the server, which TLS already does
+      // and which loopback never exposes; on plain HTTP to another host the parts stay signed.
+      this.#client.middlewareStack.add(
+        (next, context) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          // A value already set (a streaming checksum trailer) describes the body's encoding: left as it is.
+          if (BODY_COMMANDS.has(context.commandName ?? "") && request.headers && !request.headers["x-amz-content-sha256"]) {
+            request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+          }
+          return next(args);
+        },
+        { step: "build", name: "lifeboatUnsignedPayload" },
+      );
+    }
   }
 
   /** Streams the body to the bucket (multipart above one part); see Target.put. Aborts the multipart upload on failure. */

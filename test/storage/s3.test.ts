@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { S3TargetConfig } from "../../src/config/schema.ts";
 import { LifeboatError, NotFoundError } from "../../src/errors.ts";
-import { S3Target } from "../../src/storage/s3.ts";
+import { S3Target, signsPayload } from "../../src/storage/s3.ts";
 import { listAll, putBuffer } from "../../src/storage/target.ts";
 import { describeTargetContract } from "../contracts/target.ts";
 import { multipartLeftovers, type S3TestServer, startS3Server, storedETag } from "../helpers/s3.ts";
@@ -132,5 +132,34 @@ describe("S3Target", () => {
     for await (const chunk of await target.get("big.bin")) back.update(chunk as Buffer);
     expect(back.digest("hex")).toBe(createHash("sha256").update(body).digest("hex"));
     await target.close();
+  });
+
+  it("signs object bodies only on plain HTTP to another host", async () => {
+    expect(signsPayload("http://minio.lan:9000")).toBe(true);
+    expect(signsPayload("http://10.0.0.5:9000")).toBe(true);
+    expect(signsPayload("http://127.example.com")).toBe(true);
+    expect(signsPayload(undefined)).toBe(false); // AWS, over HTTPS
+    expect(signsPayload("https://s3.eu-central-003.backblazeb2.com")).toBe(false);
+    expect(signsPayload("http://127.0.0.1:9000")).toBe(false);
+    expect(signsPayload("http://localhost:9000")).toBe(false);
+    expect(signsPayload("http://[::1]:9000")).toBe(false);
+
+    // On the wire: a loopback server that records what the SDK sends.
+    const seen: { method?: string; sha?: string | string[] }[] = [];
+    const recorder = createServer((req, res) => {
+      seen.push({ method: req.method, sha: req.headers["x-amz-content-sha256"] });
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { etag: '"0123456789abcdef0123456789abcdef"' });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => recorder.listen(0, "127.0.0.1", resolve));
+    const { port } = recorder.address() as AddressInfo;
+    const target = new S3Target("offsite", { ...server.config(), endpoint: `http://127.0.0.1:${port}` });
+    await putBuffer(target, "a", "some bytes");
+    expect(seen).toEqual([{ method: "PUT", sha: "UNSIGNED-PAYLOAD" }]);
+    await target.close();
+    recorder.close();
   });
 });
