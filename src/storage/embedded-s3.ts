@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -23,8 +24,9 @@ export interface EmbeddedS3 {
  * s3rver 3.7 differs from S3 where lifeboat relies on S3; this fixes it in place so the Target contract holds:
  * it lacks AbortMultipartUpload and ListMultipartUploads (added from its on-disk layout, so "a failed put leaves no
  * parts" can be shown and tested), lists keys in directory-walk order instead of byte order (re-sorted), and reads
- * "Range: bytes=0-0" as the whole object (it tests the end with `if (end)`), and completes multipart uploads without
- * checking the parts' ETags (see multipartParts).
+ * "Range: bytes=0-0" as the whole object (it tests the end with `if (end)`), completes multipart uploads without
+ * checking the parts' ETags (see multipartParts), and answers a ListObjectsV2 page after the first with a 500 (its
+ * continuation tokens use DES, which OpenSSL 3 refuses; see continuationTokens).
  */
 export async function startEmbeddedS3(opts: { directory: string; port?: number }): Promise<EmbeddedS3> {
   // Imported lazily so that importing this module does not need the devDependency.
@@ -33,6 +35,8 @@ export async function startEmbeddedS3(opts: { directory: string; port?: number }
   // Koa composes its middleware when listening, so an entry put first here runs before s3rver's router.
   const parts = new PartStore();
   server.middleware.unshift(multipartExtensions(opts.directory, parts), zeroEndRange);
+  // Innermost, just before the router: it must see the response body before s3rver renders it as XML.
+  server.middleware.splice(server.middleware.length - 1, 0, continuationTokens);
   sortListings(server.store);
   fixZeroEndRange(server.store);
   multipartParts(server.store, parts);
@@ -200,13 +204,18 @@ function multipartParts(store: S3rver["store"], parts: PartStore): void {
   };
 }
 
+/** The last key of a truncated listing, reported by sortListings to continuationTokens within one request. */
+const truncation = new AsyncLocalStorage<{ lastKey?: string }>();
+
 /**
  * Makes ListObjects return keys in UTF-8 byte order, as S3 does (and as Target.list promises), with startAfter and
  * maxKeys applied after sorting so pagination neither skips nor repeats keys. Listings with a delimiter are left alone.
+ * Inside a ListObjectsV2 request a truncated page is returned as complete and its last key handed to
+ * continuationTokens: s3rver would build the continuation token with DES, which OpenSSL 3 refuses (a 500).
  */
 function sortListings(store: S3rver["store"]): void {
   const original = store.listObjects.bind(store);
-  store.listObjects = async (bucket, options) => {
+  const sorted: typeof original = async (bucket, options) => {
     if (options.delimiter) return original(bucket, options);
     const { startAfter = "", maxKeys = Number.POSITIVE_INFINITY, ...rest } = options;
     const all = await original(bucket, { ...rest, maxKeys: Number.POSITIVE_INFINITY });
@@ -217,7 +226,46 @@ function sortListings(store: S3rver["store"]): void {
       .sort((a, b) => Buffer.compare(bytes(a.key), bytes(b.key)));
     return { ...all, objects: objects.slice(0, maxKeys), isTruncated: objects.length > maxKeys };
   };
+  store.listObjects = async (bucket, options) => {
+    const result = await sorted(bucket, options);
+    const page = truncation.getStore();
+    if (!page || !result.isTruncated) return result;
+    page.lastKey = result.objects.at(-1)?.key;
+    return { ...result, isTruncated: false };
+  };
 }
+
+/** A continuation token of the embedded server: the last key of the page before, base64url-encoded. */
+const TOKEN_PREFIX = "lb1.";
+
+/**
+ * ListObjectsV2 pagination (GET /<bucket>?list-type=2): turns an incoming continuation-token into start-after for
+ * s3rver, and puts IsTruncated, NextContinuationToken and the echoed ContinuationToken into the response.
+ */
+const continuationTokens: Middleware = async (ctx, next) => {
+  const query = ctx.query as Record<string, string | undefined>;
+  if (ctx.method !== "GET" || query["list-type"] !== "2" || query.delimiter) return next();
+  const token = query["continuation-token"];
+  if (token !== undefined) {
+    if (!token.startsWith(TOKEN_PREFIX)) {
+      return xmlError(ctx, 400, "InvalidArgument", "The continuation token provided is incorrect");
+    }
+    const { "continuation-token": _, ...rest } = query;
+    ctx.query = { ...rest, "start-after": Buffer.from(token.slice(TOKEN_PREFIX.length), "base64url").toString("utf8") };
+  }
+  const page: { lastKey?: string } = {};
+  await truncation.run(page, next);
+  const result = (ctx.body as { ListBucketResult?: Record<string, unknown> } | undefined)?.ListBucketResult;
+  if (!result) return;
+  if (token !== undefined) {
+    delete result.StartAfter;
+    result.ContinuationToken = token;
+  }
+  if (page.lastKey !== undefined) {
+    result.IsTruncated = true;
+    result.NextContinuationToken = TOKEN_PREFIX + Buffer.from(page.lastKey, "utf8").toString("base64url");
+  }
+};
 
 function xmlError(ctx: Context, status: number, errorCode: string, message: string): void {
   ctx.status = status;

@@ -6,6 +6,8 @@ import {
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
@@ -117,5 +119,39 @@ describe("embedded S3: CompleteMultipartUpload", () => {
     );
     const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: "a/refused" }));
     expect(head.ContentLength).toBe(6 * 1024 * 1024 + 100);
+  });
+});
+
+describe("embedded S3: ListObjectsV2", () => {
+  it("pages past 1000 keys with continuation tokens, in byte order, and refuses a token it did not issue", async () => {
+    const prefix = `list-${randomBytes(3).toString("hex")}/`;
+    // Non-ASCII names sort by their UTF-8 bytes, after every ASCII one; with 12 of them the second page holds
+    // both kinds, so the token must carry a plain key and the page after it the rest in order.
+    const keys = [
+      ...Array.from({ length: 1000 }, (_, i) => `${prefix}k${String(i).padStart(4, "0")}`),
+      ...Array.from({ length: 12 }, (_, i) => `${prefix}ü${String.fromCharCode(97 + i)}`),
+    ];
+    for (let i = 0; i < keys.length; i += 50) {
+      await Promise.all(keys.slice(i, i + 50).map((Key) => client.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body: "x" }))));
+    }
+    const pages: string[][] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, MaxKeys: 700, ContinuationToken: token }),
+      );
+      pages.push((page.Contents ?? []).map((o) => o.Key ?? ""));
+      expect(page.KeyCount).toBe(pages.at(-1)?.length);
+      if (token) expect(page.ContinuationToken).toBe(token);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    expect(pages.map((p) => p.length)).toEqual([700, 312]);
+    const sorted = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect(pages.flat()).toEqual(sorted);
+
+    const bad = await client
+      .send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, ContinuationToken: "not-a-token" }))
+      .catch((e: unknown) => e as { name?: string; $metadata?: { httpStatusCode?: number } });
+    expect(bad).toMatchObject({ name: "InvalidArgument", $metadata: { httpStatusCode: 400 } });
   });
 });
