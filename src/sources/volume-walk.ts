@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { constants, type Stats } from "node:fs";
-import { type FileHandle, lstat, open, readdir, readlink } from "node:fs/promises";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { code, LifeboatError, messageOf } from "../errors.ts";
 import type { ExcludeTest } from "./volume-exclude.ts";
@@ -11,8 +11,10 @@ import { END_OF_ARCHIVE, encodeHeader, padding, type TarMember } from "./volume-
 const CHUNK = 256 * 1024;
 // Files up to this size are read whole by the read-ahead; larger ones are streamed in order.
 const SMALL = 128 * 1024;
-// Entries prepared (lstat, listing, small-file read) ahead of the one being written. Every fs call is a thread-pool
-// round trip; overlapping them makes 50k small files several times faster. Memory: at most READ_AHEAD × SMALL.
+// Entries prepared (lstat, listing, small-file read) ahead of the one being written, with synchronous calls: as
+// promises, every call was a thread-pool round trip costing several times the system call itself (a 50k-file tree
+// took 20 times as long as GNU tar). A batch blocks the event loop for well under a millisecond per entry; large
+// files are still read asynchronously. Memory: at most READ_AHEAD × SMALL.
 const READ_AHEAD = 48;
 // Small members are gathered into chunks of about this size, so 50k tiny files are not 150k stream writes.
 const BATCH = 64 * 1024;
@@ -35,6 +37,8 @@ interface Listing {
   names: string[];
   /** From the directory entry's type: whether the read-ahead must wait for this child's own listing. */
   isDir: boolean[];
+  /** From the directory entry's type (false where the filesystem does not say): a regular file, opened without lstat. */
+  isFile: boolean[];
   /** Names that are not valid UTF-8, reported when the directory is written. */
   bad: string[];
 }
@@ -55,7 +59,7 @@ type Prepared =
 
 interface Item {
   rel: string;
-  prepared: Promise<Prepared>;
+  prepared: Prepared;
 }
 
 /**
@@ -91,26 +95,26 @@ export class VolumeWalk {
    */
   async *tar(): AsyncGenerator<Buffer> {
     const { root, signal } = this.#opts;
-    this.#rootDev = (await lstat(root)).dev;
+    this.#rootDev = lstatSync(root).dev;
     // The root must be listable whatever onUnreadable says: an empty backup with a warning is no backup.
-    const rootListing = await list(root);
+    const rootListing = list(root);
     this.#badNames("", rootListing);
     const stack: Frame[] = [{ rel: "", ...rootListing, next: 0 }];
     const queue: Item[] = [];
     for (;;) {
       signal.throwIfAborted();
-      await this.#fill(queue, stack);
+      this.#fill(queue, stack);
       const item = queue.shift();
       if (!item) break;
-      yield* this.#write(item.rel, await item.prepared);
+      yield* this.#write(item.rel, item.prepared);
       if (this.#pendingBytes >= BATCH) yield this.#flush();
     }
     this.#push(END_OF_ARCHIVE);
     yield this.#flush();
   }
 
-  /** Queues the next entries in walk order; waits only for the listing of a directory whose children come next. */
-  async #fill(queue: Item[], stack: Frame[]): Promise<void> {
+  /** Prepares and queues the next entries in walk order, up to READ_AHEAD. */
+  #fill(queue: Item[], stack: Frame[]): void {
     while (queue.length < READ_AHEAD && stack.length > 0) {
       const top = stack[stack.length - 1] as Frame;
       if (top.next >= top.names.length) {
@@ -120,35 +124,64 @@ export class VolumeWalk {
       const i = top.next++;
       const name = top.names[i] as string;
       const rel = top.rel ? `${top.rel}/${name}` : name;
-      const prepared = this.#prepare(rel, top.isDir[i] as boolean);
+      const prepared = top.isFile[i] ? this.#prepareFile(rel) : this.#prepare(rel, top.isDir[i] as boolean);
       queue.push({ rel, prepared });
-      if (top.isDir[i]) {
-        const p = await prepared;
-        if (p.kind === "dir" && p.listing && !p.mount) stack.push({ rel, ...p.listing, next: 0 });
-      }
+      if (prepared.kind === "dir" && prepared.listing && !prepared.mount) stack.push({ rel, ...prepared.listing, next: 0 });
     }
   }
 
-  /** Everything about one entry that can be done ahead of writing it. Never rejects. */
-  async #prepare(rel: string, listedAsDir: boolean): Promise<Prepared> {
+  /**
+   * #prepare for an entry its directory listed as a regular file: opened straight away, its metadata from fstat, so
+   * a small file costs one path lookup instead of two. Anything else by then (a symlink or FIFO swapped in) goes
+   * the general way. Never throws.
+   */
+  #prepareFile(rel: string): Prepared {
+    if (this.#opts.exclude(rel, false)) return { kind: "excluded" };
+    const abs = join(this.#opts.root, rel);
+    let fd: number;
+    try {
+      fd = openSync(abs, OPEN_FLAGS);
+    } catch (err) {
+      const errno = (err as { code?: string }).code;
+      return errno === "ELOOP" || errno === "ENXIO" ? this.#prepare(rel, false) : { kind: "lost", err };
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) return this.#prepare(rel, false);
+      if (st.size > SMALL) return { kind: "large" };
+      return readSmall(fd, st);
+    } catch (err) {
+      return { kind: "lost", err };
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
+  /** Everything about one entry that can be done ahead of writing it. Never throws. */
+  #prepare(rel: string, listedAsDir: boolean): Prepared {
     const abs = join(this.#opts.root, rel);
     try {
-      const st = await lstat(abs);
+      const st = lstatSync(abs);
       if (this.#opts.exclude(rel, st.isDirectory())) return { kind: "excluded" };
       if (st.isDirectory()) {
         // Listed as something else a moment ago: its children were not queued, so it cannot be walked now.
         if (!listedAsDir) return { kind: "lost", err: Object.assign(new Error("changed type"), { code: "ENOTDIR" }) };
         if (st.dev !== this.#rootDev) return { kind: "dir", st, mount: true };
         try {
-          return { kind: "dir", st, mount: false, listing: await list(abs) };
+          return { kind: "dir", st, mount: false, listing: list(abs) };
         } catch (err) {
           return { kind: "dir", st, mount: false, err };
         }
       }
-      if (st.isSymbolicLink()) return { kind: "symlink", st, target: await readlink(abs) };
+      if (st.isSymbolicLink()) return { kind: "symlink", st, target: readlinkSync(abs) };
       if (!st.isFile()) return { kind: "special", st };
       if (st.size > SMALL) return { kind: "large" };
-      return await readSmall(abs, st);
+      const fd = openSync(abs, OPEN_FLAGS);
+      try {
+        return readSmall(fd, st);
+      } finally {
+        closeQuietly(fd);
+      }
     } catch (err) {
       return { kind: "lost", err };
     }
@@ -298,10 +331,10 @@ export class VolumeWalk {
 }
 
 /** Lists a directory: names in byte order (reproducible archives), with their types from the directory entries. */
-async function list(abs: string): Promise<Listing> {
-  const entries = await readdir(abs, { withFileTypes: true, encoding: "buffer" });
+function list(abs: string): Listing {
+  const entries = readdirSync(abs, { withFileTypes: true, encoding: "buffer" });
   entries.sort((a, b) => Buffer.compare(a.name, b.name));
-  const out: Listing = { names: [], isDir: [], bad: [] };
+  const out: Listing = { names: [], isDir: [], isFile: [], bad: [] };
   for (const e of entries) {
     const name = e.name.toString("utf8");
     // A name that is not UTF-8 cannot go into a pax header or the inventory without changing it.
@@ -309,32 +342,39 @@ async function list(abs: string): Promise<Listing> {
     else {
       out.names.push(name);
       out.isDir.push(e.isDirectory());
+      out.isFile.push(e.isFile());
     }
   }
   return out;
 }
 
-/** Reads a small file whole. `changed` when it was swapped, modified or resized between lstat and the read's end. */
-async function readSmall(abs: string, st: Stats): Promise<Prepared> {
-  const fh = await open(abs, OPEN_FLAGS);
+/**
+ * Reads a small open file whole; st is what lstat or fstat said before. `changed` when it was swapped, modified or
+ * resized between that stat and the read's end.
+ */
+function readSmall(fd: number, st: Stats): Prepared {
+  // One byte more than the stat said, so a file that grew is noticed; what was read (up to the stat's size) is
+  // stored. Reading stops at that size: a file that grew before the read returns the extra byte, one that grew after
+  // it shows in the fstat below, so no second read is spent confirming the end.
+  const buf = Buffer.allocUnsafe(st.size + 1);
+  let n = 0;
+  for (;;) {
+    const r = readSync(fd, buf, n, buf.length - n, n);
+    n += r;
+    if (r === 0 || n >= st.size) break;
+  }
+  const after = fstatSync(fd);
+  if (!after.isFile()) return { kind: "lost", err: Object.assign(new Error("changed type"), { code: "ENOTDIR" }) };
+  const changed = n !== st.size || after.ino !== st.ino || after.size !== st.size || after.mtimeMs !== st.mtimeMs;
+  return { kind: "small", st: after, data: buf.subarray(0, Math.min(n, st.size)), changed };
+}
+
+/** Closes a file that was only read: a failing close cannot lose what was read, nor anything on disk. */
+function closeQuietly(fd: number): void {
   try {
-    // One byte more than lstat said, so a file that grew is noticed; what was read (up to its lstat size) is stored.
-    const buf = Buffer.allocUnsafe(st.size + 1);
-    let n = 0;
-    for (;;) {
-      const r = (await fh.read(buf, n, buf.length - n, n)).bytesRead;
-      if (r === 0 || n + r === buf.length) {
-        n += r;
-        break;
-      }
-      n += r;
-    }
-    const after = await fh.stat();
-    if (!after.isFile()) return { kind: "lost", err: Object.assign(new Error("changed type"), { code: "ENOTDIR" }) };
-    const changed = n !== st.size || after.ino !== st.ino || after.size !== st.size || after.mtimeMs !== st.mtimeMs;
-    return { kind: "small", st: after, data: buf.subarray(0, Math.min(n, st.size)), changed };
-  } finally {
-    await fh.close().catch(() => {});
+    closeSync(fd);
+  } catch {
+    // Nothing to recover: the descriptor is released either way.
   }
 }
 
