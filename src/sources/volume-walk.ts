@@ -9,13 +9,11 @@ import { END_OF_ARCHIVE, encodeHeader, padding, type TarMember } from "./volume-
 
 // Large files are read in chunks of this size: memory stays at a few chunks whatever the file's size.
 const CHUNK = 256 * 1024;
-// Files up to this size are read whole by the read-ahead; larger ones are streamed in order.
+// Files up to this size are read whole when their entry is prepared; larger ones are streamed, asynchronously.
+// Entries are prepared (lstat, listing, small-file read) with synchronous calls: as promises, every call was a
+// thread-pool round trip costing several times the system call itself (a 50k-file tree took 20 times as long as
+// GNU tar). The event loop runs again at each BATCH handed on, so it is blocked for one batch's entries at a time.
 const SMALL = 128 * 1024;
-// Entries prepared (lstat, listing, small-file read) ahead of the one being written, with synchronous calls: as
-// promises, every call was a thread-pool round trip costing several times the system call itself (a 50k-file tree
-// took 20 times as long as GNU tar). A batch blocks the event loop for well under a millisecond per entry; large
-// files are still read asynchronously. Memory: at most READ_AHEAD × SMALL.
-const READ_AHEAD = 48;
 // Small members are gathered into chunks of about this size, so 50k tiny files are not 150k stream writes.
 const BATCH = 64 * 1024;
 // A volume with a million vanished files should not make a manifest of a million lines.
@@ -35,7 +33,7 @@ export interface WalkOptions {
 
 interface Listing {
   names: string[];
-  /** From the directory entry's type: whether the read-ahead must wait for this child's own listing. */
+  /** From the directory entry's type: whether the child was a directory when listed (its children are walked next). */
   isDir: boolean[];
   /** From the directory entry's type (false where the filesystem does not say): a regular file, opened without lstat. */
   isFile: boolean[];
@@ -100,11 +98,9 @@ export class VolumeWalk {
     const rootListing = list(root);
     this.#badNames("", rootListing);
     const stack: Frame[] = [{ rel: "", ...rootListing, next: 0 }];
-    const queue: Item[] = [];
     for (;;) {
       signal.throwIfAborted();
-      this.#fill(queue, stack);
-      const item = queue.shift();
+      const item = this.#next(stack);
       if (!item) break;
       yield* this.#write(item.rel, item.prepared);
       if (this.#pendingBytes >= BATCH) yield this.#flush();
@@ -113,10 +109,9 @@ export class VolumeWalk {
     yield this.#flush();
   }
 
-  /** Prepares and queues the next entries in walk order, up to READ_AHEAD. */
-  #fill(queue: Item[], stack: Frame[]): void {
-    while (queue.length < READ_AHEAD && stack.length > 0) {
-      const top = stack[stack.length - 1] as Frame;
+  /** Prepares the next entry in walk order (a directory's children follow it), or undefined at the end. */
+  #next(stack: Frame[]): Item | undefined {
+    for (let top = stack.at(-1); top; top = stack.at(-1)) {
       if (top.next >= top.names.length) {
         stack.pop();
         continue;
@@ -125,9 +120,10 @@ export class VolumeWalk {
       const name = top.names[i] as string;
       const rel = top.rel ? `${top.rel}/${name}` : name;
       const prepared = top.isFile[i] ? this.#prepareFile(rel) : this.#prepare(rel, top.isDir[i] as boolean);
-      queue.push({ rel, prepared });
       if (prepared.kind === "dir" && prepared.listing && !prepared.mount) stack.push({ rel, ...prepared.listing, next: 0 });
+      return { rel, prepared };
     }
+    return undefined;
   }
 
   /**
