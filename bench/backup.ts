@@ -54,10 +54,10 @@ function toolVersion(cmd: string, arg = "--version"): string {
 }
 
 /** The V8 flags on the CLI's shebang line ("#!/usr/bin/env -S node --a --b"). */
-function cliNodeFlags(): string[] {
+const CLI_NODE_FLAGS = (() => {
   const first = readFileSync(LIFEBOAT_BIN, "utf8").split("\n", 1)[0] ?? "";
   return /^#!.*\bnode\s+(.*)$/.exec(first)?.[1]?.split(/\s+/).filter(Boolean) ?? [];
-}
+})();
 
 /**
  * The embedded S3 server, in its own process (bench/s3-server.ts). It runs with the CLI's V8 flags: it streams the
@@ -65,7 +65,7 @@ function cliNodeFlags(): string[] {
  * per run (docs/BENCHMARK.md).
  */
 async function startS3(directory: string): Promise<{ endpoint: string; child: ChildProcess; stop: () => Promise<void> }> {
-  const nodeOptions = [...cliNodeFlags(), ...(env.BENCH_S3_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
+  const nodeOptions = [...CLI_NODE_FLAGS, ...(env.BENCH_S3_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
   const script = join(root, "bench", "s3-server.ts");
   const child = spawn(process.execPath, [...nodeOptions, "--import", "tsx", script, directory, BUCKET], {
     cwd: root,
@@ -247,7 +247,7 @@ async function main(): Promise<void> {
     const ctx: Context = { dir, config, recipient, db, s3, devNull, seq: 0 };
     log(`embedded S3 server ${s3.endpoint} (pid ${s3.child.pid}), work directory ${dir}`);
     if (env.BENCH_LIFEBOAT_BIN) log(`lifeboat: ${LIFEBOAT_BIN}`);
-    log(`embedded S3 server: its own Node process, flags ${cliNodeFlags().join(" ") || "(none)"} (the CLI's)`);
+    log(`embedded S3 server: its own Node process, flags ${CLI_NODE_FLAGS.join(" ") || "(none)"} (the CLI's)`);
 
     // Warm-up, not measured: the database into the page cache, tsx's compile cache for the CLI.
     log("warm-up: one pg_dump to /dev/null, one lifeboat start");

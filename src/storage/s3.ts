@@ -99,6 +99,12 @@ export function isAccessDenied(err: unknown): boolean {
   return false;
 }
 
+/** What a target's configured prefix puts before every key: "prod/" for "/prod/", "" for no prefix. */
+export function keyPrefix(prefix: string): string {
+  const inner = prefix.split("/").filter(Boolean).join("/");
+  return inner === "" ? "" : `${inner}/`;
+}
+
 /** The commands that carry object data, whose bodies SigV4 would hash. */
 const BODY_COMMANDS = new Set(["PutObjectCommand", "UploadPartCommand"]);
 
@@ -159,8 +165,7 @@ export class S3Target implements Target {
   constructor(name: string, config: S3TargetConfig, options: S3TargetOptions = {}) {
     this.name = name;
     this.#config = config;
-    const prefix = config.prefix.split("/").filter(Boolean).join("/");
-    this.#prefix = prefix === "" ? "" : `${prefix}/`;
+    this.#prefix = keyPrefix(config.prefix);
     this.#growthParts = options.growthParts ?? GROWTH_PARTS;
     this.#client = new S3Client({
       region: config.region,

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import type { S3TargetConfig } from "../../src/config/schema.ts";
 import { createBucket, EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from "../../src/storage/embedded-s3.ts";
+import { keyPrefix } from "../../src/storage/s3.ts";
 
 /** An embedded S3 server with one fresh bucket, for one test file. */
 export interface S3TestServer {
@@ -70,8 +71,7 @@ function clientFor(config: S3TargetConfig): S3Client {
 export async function storedETag(config: S3TargetConfig, key: string): Promise<string> {
   const client = clientFor(config);
   try {
-    const prefix = config.prefix.split("/").filter(Boolean).join("/");
-    const res = await client.send(new HeadObjectCommand({ Bucket: config.bucket, Key: prefix ? `${prefix}/${key}` : key }));
+    const res = await client.send(new HeadObjectCommand({ Bucket: config.bucket, Key: keyPrefix(config.prefix) + key }));
     return (res.ETag ?? "").replaceAll('"', "");
   } finally {
     client.destroy();
