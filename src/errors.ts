@@ -87,6 +87,17 @@ export function wrap(operation: string, err: unknown, fallback: ErrorCode = code
   return new LifeboatError(fallback, `${operation}: ${message}`, { cause: err });
 }
 
+/**
+ * The ABORTED error for `what`, with the signal's reason when it has one: "restore into X: aborted (interrupted by
+ * SIGTERM)" tells a user what stopped the work, where a bare "aborted" does not.
+ */
+export function abortedError(what: string, signal?: AbortSignal): LifeboatError {
+  const reason: unknown = signal?.reason;
+  const why =
+    reason instanceof Error && reason.name !== "AbortError" ? ` (${reason.message})` : typeof reason === "string" ? ` (${reason})` : "";
+  return new LifeboatError(code.aborted, `${what}: aborted${why}`, reason === undefined ? {} : { cause: reason });
+}
+
 /** The message of any thrown value. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -1,6 +1,6 @@
 import { mkdir, realpath } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import type { ScratchContext } from "./kind.ts";
 
 /** The real path of a file or directory; for a missing one, its nearest existing ancestor's real path plus the rest. */
@@ -39,7 +39,7 @@ export interface ScratchDirRules {
  */
 export async function createScratchDir(ctx: ScratchContext, rules: ScratchDirRules): Promise<string> {
   const { config, job, runId, signal } = ctx;
-  if (signal.aborted) throw new LifeboatError(code.aborted, `drill of job "${job.name}": aborted`);
+  if (signal.aborted) throw abortedError(`drill of job "${job.name}"`, signal);
   if (job.source.type !== rules.kind) {
     throw new ConfigError(`job "${job.name}": a ${rules.kind} drill needs a ${rules.kind} source, not ${job.source.type}`);
   }

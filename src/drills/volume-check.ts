@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { code, LifeboatError, messageOf } from "../errors.ts";
+import { abortedError, messageOf } from "../errors.ts";
 import type { Inventory } from "../sources/source.ts";
 import { type VolumeEntry, volumeInventorySchema } from "../sources/volume.ts";
 import type { CheckResult } from "./kind.ts";
@@ -50,7 +50,7 @@ export async function checkVolumeTree(dir: string, inventory: Inventory, signal:
     const rel = stack.pop() as string;
     const names = (await readdir(rel ? join(dir, rel) : dir)).sort();
     await eachLimited(names, PARALLEL, async (name) => {
-      if (signal.aborted) throw new LifeboatError(code.aborted, `check ${dir}: aborted`);
+      if (signal.aborted) throw abortedError(`check ${dir}`, signal);
       const path = rel ? `${rel}/${name}` : name;
       const want = expected.get(path);
       expected.delete(path);

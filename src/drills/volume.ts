@@ -2,7 +2,7 @@ import { chmod, lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Drill } from "../config/schema.ts";
-import { code, LifeboatError, wrap } from "../errors.ts";
+import { abortedError, code, LifeboatError, wrap } from "../errors.ts";
 import { type ExtractResult, extractTar } from "../safety/extract.ts";
 import type { Inventory } from "../sources/source.ts";
 import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
@@ -43,11 +43,11 @@ class VolumeScratch implements Scratch {
   /** Extracts the artifact into the scratch directory. Rejects with the input's or the extractor's error, or ABORTED. */
   async restore(input: ArtifactInput, signal: AbortSignal): Promise<void> {
     const where = `restore into ${this.location}`;
-    if (signal.aborted) throw new LifeboatError(code.aborted, `${where}: aborted`);
+    if (signal.aborted) throw abortedError(`${where}`, signal);
     try {
       await restoreVolume({ input: await input.stream(), dir: this.location, signal });
     } catch (err) {
-      if (signal.aborted) throw new LifeboatError(code.aborted, `${where}: aborted`, { cause: err });
+      if (signal.aborted) throw abortedError(`${where}`, signal);
       throw wrap(where, err);
     }
   }

@@ -63,7 +63,21 @@ export async function openDecrypted(
   const dec = createDecryptStream(identities, what);
   raw.on("error", (e) => checked.destroy(e));
   checked.on("error", (e) => dec.destroy(e));
+  quietAfterAbort(signal, raw, checked, dec);
   return raw.pipe(checked).pipe(dec);
+}
+
+/**
+ * After an abort, the stages' late errors (the aborted download's ECONNRESET, forwarded stage to stage) can arrive
+ * once the consumer has stopped listening; unheard, one would crash the process before it cleans up. The abort's
+ * own reason is what gets reported.
+ */
+function quietAfterAbort(signal: AbortSignal | undefined, ...streams: NodeJS.EventEmitter[]): void {
+  const quiet = () => {
+    for (const s of streams) s.on("error", () => {});
+  };
+  if (signal?.aborted) quiet();
+  else signal?.addEventListener("abort", quiet, { once: true });
 }
 
 /** Opens a data artifact as plaintext: checked, decrypted and decompressed. */
@@ -77,6 +91,7 @@ export async function openArtifact(
   const dec = await openDecrypted(target, manifest, artifact, identities, signal);
   const unz = createDecompressStream();
   dec.on("error", (e) => unz.destroy(e));
+  quietAfterAbort(signal, unz);
   return dec.pipe(unz) as unknown as Readable;
 }
 

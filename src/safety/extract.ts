@@ -18,7 +18,7 @@ import {
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
-import { code, IntegrityError, LifeboatError, RefusedError, wrap } from "../errors.ts";
+import { abortedError, IntegrityError, LifeboatError, RefusedError, wrap } from "../errors.ts";
 
 /** Options of extractTar. */
 export interface ExtractOptions {
@@ -79,7 +79,7 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
  */
 export async function extractTar(opts: ExtractOptions): Promise<ExtractResult> {
   const { input, signal } = opts;
-  const aborted = () => new LifeboatError(code.aborted, `extract into ${opts.dir}: aborted`);
+  const aborted = () => abortedError(`extract into ${opts.dir}`, signal);
   if (signal?.aborted) throw aborted();
   let root: string;
   try {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import { ConfigError, code, LifeboatError, RefusedError, wrap } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, RefusedError, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
 import { displayMysqlUrl, parseMysqlUrl, quoteId, secretsOf } from "./mysql-connect.ts";
 import { exitWhy, findTool, stderrTail, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
@@ -184,7 +184,7 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
   if (!p.database && Object.keys(databases).length === 0) {
     throw new ConfigError(`restore into ${where}: name the target database in the URL`, { hint: "mysql://user@host:3306/<database>" });
   }
-  if (signal?.aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+  if (signal?.aborted) throw abortedError(`restore into ${where}`, signal);
   const tool = await findTool("client");
   const dir = await mkdtemp(join(tmpdir(), "lifeboat-mysql-"));
   try {
@@ -211,7 +211,7 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
     opts.input.once("error", stopClient);
     rewriter.once("error", stopClient);
     const { exit, inputError, aborted } = await feedTool(child, [opts.input, rewriter], signal);
-    if (aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+    if (aborted) throw abortedError(`restore into ${where}`, signal);
     if (inputError instanceof RefusedError) throw wrap(`restore into ${where}`, inputError);
     if (inputError) throw wrap(`restore into ${where}: read the dump`, inputError, code.source);
     const text = redact(stderr(), secretsOf(p));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { MysqlSourceConfig } from "../config/schema.ts";
-import { ConfigError, code, LifeboatError, wrap } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
 import {
   closeQuietly,
@@ -178,7 +178,7 @@ export class MysqlSource implements Source {
     const p = this.#params;
     const where = this.#where;
     const secrets = secretsOf(p);
-    const aborted = () => new LifeboatError(code.aborted, `${where}: dump aborted`);
+    const aborted = () => abortedError(`${where}: dump`, signal);
     if (signal.aborted) throw aborted();
     const single = !this.#config.all && (this.#config.databases?.length ?? 1) === 1;
 

@@ -2,7 +2,7 @@ import { execFile, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import type pg from "pg";
 import type { PostgresSourceConfig } from "../config/schema.ts";
-import { ConfigError, code, LifeboatError, wrap } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact, Secret } from "../secret.ts";
 import { childEnv, connectPostgres, display, type PgParams, parsePostgresUrl } from "./postgres-connect.ts";
 import { exitOf, exitWhy, feedTool, stderrTail, ToolOutput, terminate } from "./process.ts";
@@ -102,7 +102,7 @@ export class PostgresSource implements Source {
     const p = this.#params;
     const where = display(url);
     const secrets = p.password ? [p.password.reveal()] : [];
-    const aborted = () => new LifeboatError(code.aborted, `postgres ${where}: dump aborted`);
+    const aborted = () => abortedError(`postgres ${where}: dump`, signal);
     if (signal.aborted) throw aborted();
 
     const version = pgDumpVersion();
@@ -233,7 +233,7 @@ export async function restorePostgres(opts: RestorePostgresOptions): Promise<{ w
   const where = display(opts.url);
   const secrets = p.password ? [p.password.reveal()] : [];
   const signal = opts.signal;
-  if (signal?.aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+  if (signal?.aborted) throw abortedError(`restore into ${where}`, signal);
   // A conninfo string, so a database name containing "=" is not taken for one; the rest comes from the environment.
   const dbname = `dbname='${p.database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
   const args = ["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", `--dbname=${dbname}`];
@@ -242,7 +242,7 @@ export async function restorePostgres(opts: RestorePostgresOptions): Promise<{ w
   const child = spawn("pg_restore", args, { env: childEnv(p), stdio: [opts.input ? "pipe" : "ignore", "ignore", "pipe"] });
   const stderr = stderrTail(child.stderr as Readable);
   const { exit, inputError, aborted } = await feedTool(child, opts.input ? [opts.input] : [], signal);
-  if (aborted) throw new LifeboatError(code.aborted, `restore into ${where}: aborted`);
+  if (aborted) throw abortedError(`restore into ${where}`, signal);
   if (inputError) throw wrap(`restore into ${where}: read the dump`, inputError, code.source);
   const text = redact(stderr(), secrets);
   if (exit.error || exit.status !== 0) {

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { code, LifeboatError } from "../errors.ts";
+import { abortedError, code, LifeboatError } from "../errors.ts";
 
 /** One piece of read-only work on a SQLite file, run by runSqlite. */
 export type SqliteTask =
@@ -109,7 +109,7 @@ if (db) db.close();
  * when the signal fires: the worker is terminated (after the SQLite call in progress returns).
  */
 export function runSqlite(path: string, tasks: SqliteTask[], signal?: AbortSignal): Promise<SqliteOutcome[]> {
-  const aborted = () => new LifeboatError(code.aborted, `sqlite "${path}": aborted`);
+  const aborted = () => abortedError(`sqlite "${path}"`, signal);
   if (signal?.aborted) return Promise.reject(aborted());
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER, { eval: true, workerData: { path, tasks, listTables: LIST_TABLES } });

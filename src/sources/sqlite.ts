@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import type { SqliteSourceConfig } from "../config/schema.ts";
-import { ConfigError, code, LifeboatError, messageOf, wrap } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 import { runSqlite, type SqliteFacts, unwrapOutcome } from "./sqlite-worker.ts";
 
@@ -118,7 +118,7 @@ async function beginRead(db: DatabaseSync, path: string, lockTimeoutMs: number, 
       const busy = primary === SQLITE_BUSY || primary === SQLITE_LOCKED;
       if (!busy || Date.now() >= deadline) throw sqliteError(path, "read", err, lockTimeoutMs);
     }
-    if (signal.aborted) throw new LifeboatError(code.aborted, `sqlite "${path}": dump aborted`);
+    if (signal.aborted) throw abortedError(`sqlite "${path}": dump`, signal);
     await new Promise((r) => setTimeout(r, RETRY_MS));
   }
 }
@@ -196,7 +196,7 @@ export class SqliteSource implements Source {
   async dump(signal: AbortSignal): Promise<Dump> {
     const path = this.#path;
     const where = `sqlite "${path}"`;
-    const aborted = () => new LifeboatError(code.aborted, `${where}: dump aborted`);
+    const aborted = () => abortedError(`${where}: dump`, signal);
     if (signal.aborted) throw aborted();
     await checkFile(path);
 

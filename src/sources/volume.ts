@@ -2,7 +2,7 @@ import { realpath, stat } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { Readable } from "node:stream";
 import type { VolumeSourceConfig } from "../config/schema.ts";
-import { ConfigError, code, LifeboatError, messageOf, wrap } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 import { compileExcludes, type ExcludeTest } from "./volume-exclude.ts";
 import { VOLUME_FORMAT } from "./volume-tar.ts";
@@ -51,7 +51,7 @@ export class VolumeSource implements Source {
   async dump(signal: AbortSignal): Promise<Dump> {
     const path = this.#path;
     const where = `volume ${path}`;
-    const aborted = () => new LifeboatError(code.aborted, `${where}: dump aborted`);
+    const aborted = () => abortedError(`${where}: dump`, signal);
     if (signal.aborted) throw aborted();
     let root: string;
     try {

@@ -3,7 +3,7 @@ import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "nod
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import type { FilesystemTargetConfig } from "../config/schema.ts";
-import { code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
+import { abortedError, code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import type { GetOptions, PutOptions, StoredObject, Target } from "./target.ts";
 
 /** Temp files written by put: ".<name>.tmp-<hex>". list skips them and keys may not look like them. */
@@ -247,7 +247,7 @@ export class FilesystemTarget implements Target {
   }
 
   #aborted(key: string, signal: AbortSignal): LifeboatError {
-    return new LifeboatError(code.aborted, `target "${this.name}": put "${key}" aborted`, { cause: signal.reason });
+    return abortedError(`target "${this.name}": put "${key}"`, signal);
   }
 
   /** Wraps a filesystem error with the target, the operation and the path, and a hint for the common ones. */

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { code, LifeboatError, NotFoundError } from "../errors.ts";
+import { abortedError, type LifeboatError, NotFoundError } from "../errors.ts";
 import { checkKey } from "./filesystem.ts";
 import type { GetOptions, PutOptions, StoredObject, Target } from "./target.ts";
 
@@ -78,6 +78,6 @@ export class MemoryTarget implements Target {
   }
 
   #aborted(key: string, signal: AbortSignal): LifeboatError {
-    return new LifeboatError(code.aborted, `target "${this.name}": put "${key}" aborted`, { cause: signal.reason });
+    return abortedError(`target "${this.name}": put "${key}"`, signal);
   }
 }

@@ -18,7 +18,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import type { S3TargetConfig, TargetConfig } from "../config/schema.ts";
-import { code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
+import { abortedError, code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
 import { checkKey } from "./filesystem.ts";
 import { isUnlockedKey, parseSnapshotKey } from "./layout.ts";
@@ -474,7 +474,7 @@ export class S3Target implements Target {
   }
 
   #aborted(key: string, signal: AbortSignal): LifeboatError {
-    return new LifeboatError(code.aborted, `target "${this.name}": put "${key}" aborted`, { cause: signal.reason });
+    return abortedError(`target "${this.name}": put "${key}"`, signal);
   }
 
   /** Turns any SDK or network error into a LifeboatError naming the target and the fix; the one place errors are mapped. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, startCli } from "../helpers/cli.ts";
 import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/mysql.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
@@ -44,6 +44,14 @@ export default defineJob({ name: "shop", source: { type: "mysql", url: "${source
     "restore-drills/shop.ts": `import { defineDrill } from "lifeboat";
 export default defineDrill({ name: "shop", job: "shop", checks: { queries: [{ name: "orders", sql: "select count(*) from \`Order\`", equals: 3 }] } });
 `,
+    // Its own job name, so its scratch databases (lifeboat_drill_stall_…) are told apart from other files' drills.
+    "jobs/stall.ts": `import { defineJob } from "lifeboat";
+export default defineJob({ name: "stall", source: { type: "mysql", url: "${source.url}", boundary: "mariadb-host" }, targets: ["offsite"] });
+`,
+    // A check that runs for minutes: the drill is still checking when it is interrupted.
+    "restore-drills/stall.ts": `import { defineDrill } from "lifeboat";
+export default defineDrill({ name: "stall", job: "stall", checks: { queries: [{ name: "slow", sql: "select sleep(600)", equals: 0 }] } });
+`,
   });
 });
 
@@ -86,5 +94,28 @@ describe("mysql job through the CLI", () => {
     } finally {
       await Promise.allSettled([fresh.drop(), busy.drop()]);
     }
+  });
+
+  it("drops the scratch database when the drill is interrupted with SIGTERM", async () => {
+    const b = await cli("backup", "stall");
+    expect(b.status, b.stderr).toBe(0);
+    const scratches = () =>
+      withAdmin(async (c) => {
+        const [rows] = await c.query(
+          "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'lifeboat\\_drill\\_stall\\_%'",
+        );
+        return (rows as { s: string }[]).map((r) => r.s);
+      });
+    const started = Date.now();
+    const { child, result } = startCli(["--config", project.config, "drill", "stall"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
+    while ((await scratches()).length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
+    expect(await scratches()).toHaveLength(1);
+    child.kill("SIGTERM");
+    const r = await result;
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/interrupted by SIGTERM/);
+    expect(await scratches()).toEqual([]);
+    // The sleeping check was stopped, not waited for.
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 });

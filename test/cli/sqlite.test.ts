@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, startCli } from "../helpers/cli.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
 
@@ -54,6 +54,10 @@ export default defineJob({ name: "notes", source: { type: "sqlite", path: "${joi
     "restore-drills/notes.ts": `import { defineDrill } from "lifeboat";
 export default defineDrill({ name: "notes", job: "notes", checks: { queries: [{ name: "notes", sql: "select count(*) from notes", equals: 3000 }] } });
 `,
+    // A query that runs for minutes: the drill is still checking when it is interrupted.
+    "restore-drills/notes-slow.ts": `import { defineDrill } from "lifeboat";
+export default defineDrill({ name: "notes-slow", job: "notes", checks: { queries: [{ name: "slow", sql: "with recursive c(x) as (select 1 union all select x + 1 from c where x < 2000000000) select count(*) from c", min: 1 }] } });
+`,
   });
 });
 
@@ -88,5 +92,21 @@ describe("sqlite job through the CLI", () => {
     expect(empty.status, empty.stderr).toBe(0);
     expect(existsSync(join(work, "empty.db"))).toBe(true);
     expect(counts(join(work, "empty.db"))).toEqual({ Tags: 2, notes: 3000 });
+  });
+
+  it("removes the scratch copy when the drill is interrupted with SIGTERM", async () => {
+    const scratchDir = join(work, "scratch");
+    const started = Date.now();
+    const { child, result } = startCli(["--config", project.config, "drill", "notes-slow"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
+    const inScratch = () => (existsSync(scratchDir) ? readdirSync(scratchDir).filter((f) => f.startsWith("lifeboat_drill")) : []);
+    while (inScratch().length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
+    expect(inScratch()).toHaveLength(1);
+    child.kill("SIGTERM");
+    const r = await result;
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/interrupted by SIGTERM/);
+    expect(inScratch()).toEqual([]);
+    // The check's query was stopped too, not waited for.
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 });

@@ -1,10 +1,11 @@
-import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli } from "../helpers/cli.ts";
+import { runCli, startCli } from "../helpers/cli.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
 
@@ -25,6 +26,9 @@ beforeAll(async () => {
   writeFileSync(join(volume, "readme.txt"), "hello\n");
   chmodSync(join(volume, "readme.txt"), 0o640);
   symlinkSync("docs/2026/invoice.pdf", join(volume, "latest.pdf"));
+  // Enough incompressible data that a drill of it is still restoring when the test interrupts it.
+  mkdirSync(join(work, "bulk"));
+  for (let i = 0; i < 3; i++) writeFileSync(join(work, "bulk", `part-${i}.bin`), randomBytes(32 * 1024 * 1024));
   project = writeProject({
     "backup.config.ts": `import { defineConfig } from "lifeboat";
 export default defineConfig({ encryption: { recipients: ["${key.recipient}"] }, targets: { offsite: ${JSON.stringify(s3.config("vol"))} }, scratch: { directory: "${join(work, "scratch")}" } });
@@ -34,6 +38,12 @@ export default defineJob({ name: "uploads", source: { type: "volume", path: "${v
 `,
     "restore-drills/uploads.ts": `import { defineDrill } from "lifeboat";
 export default defineDrill({ name: "uploads", job: "uploads" });
+`,
+    "jobs/bulk.ts": `import { defineJob } from "lifeboat";
+export default defineJob({ name: "bulk", source: { type: "volume", path: "${join(work, "bulk")}", boundary: "app-disk" }, targets: ["offsite"] });
+`,
+    "restore-drills/bulk.ts": `import { defineDrill } from "lifeboat";
+export default defineDrill({ name: "bulk", job: "bulk" });
 `,
   });
 });
@@ -69,5 +79,21 @@ describe("volume job through the CLI", () => {
     expect(refused.stderr).toMatch(/refusing to overwrite/);
     expect(readdirSync(busy)).toEqual(["readme.txt"]);
     expect(readFileSync(join(busy, "readme.txt"), "utf8")).toBe("mine\n");
+  });
+
+  it("removes the scratch directory when the drill is interrupted with SIGTERM", async () => {
+    const b = await cli("backup", "bulk");
+    expect(b.status, b.stderr).toBe(0);
+    const scratchDir = join(work, "scratch");
+    const inScratch = () => (existsSync(scratchDir) ? readdirSync(scratchDir).filter((f) => f.startsWith("lifeboat_drill")) : []);
+    const started = Date.now();
+    const { child, result } = startCli(["--config", project.config, "drill", "bulk"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
+    while (inScratch().length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 10));
+    expect(inScratch()).toHaveLength(1);
+    child.kill("SIGTERM");
+    const r = await result;
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/interrupted by SIGTERM/);
+    expect(inScratch()).toEqual([]);
   });
 });
