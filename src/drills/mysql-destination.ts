@@ -1,5 +1,5 @@
 import { ConfigError, code, wrap } from "../errors.ts";
-import { closeQuietly, connectMysql, parseMysqlUrl, quoteId, serverOf } from "../sources/mysql-connect.ts";
+import { closeQuietly, connectMysql, createDatabaseLike, parseMysqlUrl, serverOf } from "../sources/mysql-connect.ts";
 import { restoreMysql } from "../sources/mysql-restore.ts";
 import type { Destination, DestinationContext } from "./kind.ts";
 
@@ -37,15 +37,19 @@ export async function openMysqlDestination(to: string, ctx: DestinationContext):
     async inspect() {
       const conn = await connectMysql(p, null);
       try {
+        // Routines and events are a database's contents too: user code a restore would replace.
         const [rows] = await conn.query({
-          sql: `SELECT s.SCHEMA_NAME, COUNT(t.TABLE_NAME), COALESCE(SUM(t.TABLE_ROWS), 0)
-                FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME
-                WHERE s.SCHEMA_NAME IN (?) GROUP BY s.SCHEMA_NAME`,
+          sql: `SELECT s.SCHEMA_NAME,
+                  (SELECT COUNT(*) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME),
+                  (SELECT COALESCE(SUM(t.TABLE_ROWS), 0) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME),
+                  (SELECT COUNT(*) FROM information_schema.ROUTINES r WHERE r.ROUTINE_SCHEMA = s.SCHEMA_NAME),
+                  (SELECT COUNT(*) FROM information_schema.EVENTS e WHERE e.EVENT_SCHEMA = s.SCHEMA_NAME)
+                FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME IN (?)`,
           values: [targets],
           rowsAsArray: true,
         });
-        const found = rows as [string, number, number][];
-        const busy = found.filter(([, tables]) => Number(tables) > 0);
+        const found = rows as [string, number, number, number, number][];
+        const busy = found.filter(([, tables, , routines, events]) => Number(tables) + Number(routines) + Number(events) > 0);
         if (busy.length === 0) {
           const missing = targets.filter((t) => !found.some(([n]) => n === t));
           return {
@@ -60,7 +64,10 @@ export async function openMysqlDestination(to: string, ctx: DestinationContext):
         return {
           empty: false,
           lines: [
-            ...busy.map(([n, tables, approx]) => `database ${n} on ${serverOf(p)} HOLDS DATA: ${tables} tables, about ${approx} rows`),
+            ...busy.map(
+              ([n, tables, approx, routines, events]) =>
+                `database ${n} on ${serverOf(p)} HOLDS DATA: ${tables} tables, about ${approx} rows, ${routines} routines, ${events} events`,
+            ),
             "  every table in the snapshot will be dropped and recreated",
           ],
         };
@@ -71,7 +78,10 @@ export async function openMysqlDestination(to: string, ctx: DestinationContext):
     async restore(input, _opts, signal) {
       const conn = await connectMysql(p, null);
       try {
-        for (const t of targets) await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(t)}`);
+        const collations = (details.collations ?? {}) as Record<string, unknown>;
+        const sourceOf = Object.fromEntries(Object.entries(map).map(([from, to]) => [to, from]));
+        // A database that exists keeps its own collation; one created here gets the source's.
+        for (const t of targets) await createDatabaseLike(conn, t, collations[sourceOf[t] ?? ""], { ifNotExists: true });
       } catch (err) {
         throw wrap(`restore: create database on ${serverOf(p)}`, err, code.source);
       } finally {

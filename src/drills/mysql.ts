@@ -3,7 +3,7 @@ import { ConfigError, code, LifeboatError, messageOf, RefusedError, wrap } from 
 import {
   closeQuietly,
   connectMysql,
-  errnoOf,
+  createDatabaseLike,
   killQuery,
   type MysqlConnection,
   type MysqlParams,
@@ -18,7 +18,6 @@ import type { ArtifactInput, CheckResult, DrillKind, RestoreKind, Scratch, Scrat
 import { openMysqlDestination } from "./mysql-destination.ts";
 
 const MAX_NAME = 64;
-const ER_UNKNOWN_COLLATION = 1273;
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "0.0.0.0", "::"]);
 
 /**
@@ -111,12 +110,7 @@ export const mysqlDrillKind: DrillKind & RestoreKind = {
       }
       const collations = (details.collations ?? {}) as Record<string, unknown>;
       for (const [i, name] of names.entries()) {
-        const collation = String(collations[sourceDbs[i] as string] ?? "");
-        const plain = `CREATE DATABASE ${quoteId(name)}`;
-        // The source's default collation, so routines and new columns behave as they did there; any the scratch
-        // server does not know falls back to its default.
-        const sql = /^[A-Za-z0-9_]+$/.test(collation) ? `${plain} COLLATE ${collation}` : plain;
-        await conn.query(sql).catch((err) => (errnoOf(err) === ER_UNKNOWN_COLLATION ? conn.query(plain) : Promise.reject(err)));
+        await createDatabaseLike(conn, name, collations[sourceDbs[i] as string]);
         created.push(name);
       }
     } catch (err) {

@@ -184,3 +184,27 @@ export function errnoOf(err: unknown): number | undefined {
   const n = (err as { errno?: unknown } | undefined)?.errno;
   return typeof n === "number" ? n : undefined;
 }
+
+const ER_UNKNOWN_COLLATION = 1273;
+
+/**
+ * Creates a database with the source's default collation, so its routines compare and new columns sort as they did
+ * there (a function's `x = 'abc'` differs between utf8mb4_bin and utf8mb4_general_ci). A collation the server does
+ * not know, or none recorded, falls back to the server's default.
+ */
+export async function createDatabaseLike(
+  conn: MysqlConnection,
+  name: string,
+  collation: unknown,
+  opts: { ifNotExists?: boolean } = {},
+): Promise<void> {
+  const plain = `CREATE DATABASE ${opts.ifNotExists ? "IF NOT EXISTS " : ""}${quoteId(name)}`;
+  const c = typeof collation === "string" ? collation : "";
+  if (!/^[A-Za-z0-9_]+$/.test(c)) {
+    await conn.query(plain);
+    return;
+  }
+  await conn
+    .query(`${plain} COLLATE ${c}`)
+    .catch((err) => (errnoOf(err) === ER_UNKNOWN_COLLATION ? conn.query(plain) : Promise.reject(err)));
+}

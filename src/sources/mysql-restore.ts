@@ -22,7 +22,8 @@ export interface RewriteOptions {
 }
 
 // Only short statement lines are rewritten; data (INSERT) lines pass untouched and unbuffered, whatever their size.
-const CANDIDATE = /^(USE |CREATE |ALTER |DROP |\/\*!)/;
+const CANDIDATE = /^(USE |CREATE |ALTER |DROP |DELIMITER |\/\*!)/;
+const DELIMITER_LINE = /^DELIMITER\s+(\S+)/;
 const FIRST_BYTES = new Set([..."UCAD/"].map((c) => c.charCodeAt(0)));
 const MAX_LINE = 4 * 1024 * 1024;
 // Names are matched on latin1 text (one char per byte), so rewriting never re-encodes the bytes around them.
@@ -48,6 +49,10 @@ export class DumpRewriter extends Transform {
   readonly #map: Map<string, string>;
   readonly #opts: RewriteOptions;
   #current?: string;
+  /** The client's statement delimiter: mysqldump switches to ";;" around routine, trigger and event definitions. */
+  #delimiter = ";";
+  /** Under another delimiter: whether the next line starts a statement (else it is inside a routine's body). */
+  #head = true;
   #line: Buffer[] = [];
   #lineLength = 0;
   #mode: "start" | "pass" | "collect" = "start";
@@ -67,7 +72,8 @@ export class DumpRewriter extends Transform {
       let pos = 0;
       while (pos < chunk.length) {
         if (this.#mode === "start") {
-          this.#mode = FIRST_BYTES.has(chunk[pos] as number) ? "collect" : "pass";
+          // Under another delimiter every line is looked at: short definitions, and where each statement ends.
+          this.#mode = this.#delimiter !== ";" || FIRST_BYTES.has(chunk[pos] as number) ? "collect" : "pass";
           if (this.#mode === "collect") {
             if (pos > from) this.push(chunk.subarray(from, pos));
             from = pos;
@@ -112,8 +118,27 @@ export class DumpRewriter extends Transform {
       return;
     }
     const text = buf.toString("latin1");
-    const out = CANDIDATE.test(text) ? this.#rewrite(text) : text;
+    const out = this.#inBody(text) || !CANDIDATE.test(text) ? text : this.#rewrite(text);
     this.push(out === text ? buf : Buffer.from(out, "latin1"));
+  }
+
+  /**
+   * Whether a line lies inside a routine, trigger or event body, which must reach the server exactly as dumped: a
+   * procedure may itself run `DROP DATABASE x`, and a function's string may hold a line `USE x;`. Only under
+   * another delimiter than ";" does a statement span lines this way; a DELIMITER line always counts, and going back
+   * to ";" means every statement line is checked again (refusing, never passing, what is not mapped).
+   */
+  #inBody(text: string): boolean {
+    const d = DELIMITER_LINE.exec(text);
+    if (d) {
+      this.#delimiter = d[1] as string;
+      this.#head = true;
+      return false;
+    }
+    if (this.#delimiter === ";") return false;
+    const body = !this.#head;
+    this.#head = text.trimEnd().endsWith(this.#delimiter);
+    return body;
   }
 
   #target(quoted: string, what: string): string {

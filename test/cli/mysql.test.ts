@@ -30,7 +30,9 @@ async function counts(db: string): Promise<Record<string, number>> {
 beforeAll(async () => {
   [source, s3, key] = await Promise.all([createTestDatabase(), startS3Server(), makeKey()]);
   await withAdmin((c) =>
-    c.query(`CREATE TABLE \`${source.name}\`.\`Order\` (id INT PRIMARY KEY AUTO_INCREMENT, total DECIMAL(10,2)) ENGINE=InnoDB;
+    // A binary collation: a restored database must keep it, or its routines compare strings differently.
+    c.query(`ALTER DATABASE \`${source.name}\` COLLATE utf8mb4_bin;
+             CREATE TABLE \`${source.name}\`.\`Order\` (id INT PRIMARY KEY AUTO_INCREMENT, total DECIMAL(10,2)) ENGINE=InnoDB;
              INSERT INTO \`${source.name}\`.\`Order\` (total) VALUES (1.50), (2.25), (3.00);
              CREATE TABLE \`${source.name}\`.\`select\` (x INT) ENGINE=InnoDB;`),
   );
@@ -86,6 +88,17 @@ describe("mysql job through the CLI", () => {
       const r = await cli("restore", "shop", "--to", fresh.url);
       expect(r.status, r.stderr).toBe(0);
       expect(await counts(fresh.name)).toEqual({ Order: 3, select: 0 });
+      const [collation] = await withAdmin(
+        async (c) =>
+          (
+            await c.query({
+              sql: "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+              values: [fresh.name],
+              rowsAsArray: true,
+            })
+          )[0] as string[][],
+      );
+      expect(collation).toEqual(["utf8mb4_bin"]);
       await withAdmin((c) => c.query(`CREATE TABLE \`${busy.name}\`.keep (x INT); INSERT INTO \`${busy.name}\`.keep VALUES (7);`));
       const refused = await cli("restore", "shop", "--to", busy.url);
       expect(refused.status).toBe(3);
@@ -93,6 +106,20 @@ describe("mysql job through the CLI", () => {
       expect(await counts(busy.name)).toEqual({ keep: 1 });
     } finally {
       await Promise.allSettled([fresh.drop(), busy.drop()]);
+    }
+  });
+
+  it("counts a database holding only routines as holding data", async () => {
+    const code = await createTestDatabase();
+    try {
+      await withAdmin((c) => c.query(`CREATE FUNCTION \`${code.name}\`.answer() RETURNS INT DETERMINISTIC RETURN 42`));
+      const refused = await cli("restore", "shop", "--to", code.url);
+      expect(refused.status, refused.stderr).toBe(3);
+      expect(refused.stderr).toMatch(/refusing to overwrite .* it holds data/);
+      const [left] = await withAdmin(async (c) => (await c.query(`SELECT \`${code.name}\`.answer() AS a`))[0] as { a: number }[]);
+      expect(left?.a).toBe(42);
+    } finally {
+      await code.drop();
     }
   });
 

@@ -207,6 +207,40 @@ describe("DumpRewriter", () => {
     expect(plain).toBe("ALTER DATABASE `target` CHARACTER SET latin1 ;\nCREATE DEFINER=`a`@`b` FUNCTION f()\n");
   });
 
+  it("passes routine, trigger and event bodies through exactly as dumped", async () => {
+    const sql = [
+      "USE `shop`;",
+      "DELIMITER ;;",
+      "CREATE DEFINER=`root`@`localhost` PROCEDURE `p`()",
+      "begin",
+      "DROP DATABASE IF EXISTS `junk`;",
+      "select 'DEFINER=`x`@`y`';",
+      "end",
+      ";;",
+      "CREATE DEFINER=`root`@`localhost` FUNCTION `f`() RETURNS text",
+      "return 'a",
+      "USE `shop`;",
+      "b'",
+      ";;",
+      "DELIMITER ;",
+      "CREATE TABLE `t` (x INT);",
+      "",
+    ].join("\n");
+    const out = await rewrite(sql, { databases: { shop: "scratch_1" }, stripDefiners: true });
+    expect(out).toBe(
+      sql
+        .replace("USE `shop`;\nDELIMITER", "USE `scratch_1`;\nDELIMITER")
+        .replace("CREATE DEFINER=`root`@`localhost` PROCEDURE", "CREATE PROCEDURE")
+        .replace("CREATE DEFINER=`root`@`localhost` FUNCTION", "CREATE FUNCTION"),
+    );
+  });
+
+  it("checks every statement again once the delimiter is back, and statements (not bodies) under another", async () => {
+    const block = "DELIMITER ;;\nCREATE PROCEDURE p()\nbegin\nselect 1;\nend\n;;\nDELIMITER ;\n";
+    await expect(rewrite(`${block}USE \`prod\`;\n`, { databases: { shop: "s1" } })).rejects.toThrow(/switches to database `prod`/);
+    await expect(rewrite("DELIMITER ;;\nselect 1 ;;\nUSE `prod`;;\n", { databases: { shop: "s1" } })).rejects.toBeInstanceOf(RefusedError);
+  });
+
   it("refuses a database it was not given", async () => {
     await expect(rewrite("USE `prod`;\n", { databases: { shop: "s1" } })).rejects.toBeInstanceOf(RefusedError);
     await expect(rewrite("/*!40000 DROP DATABASE IF EXISTS*/ `prod`;\n", { databases: {} })).rejects.toThrow(/drops database `?prod/);
