@@ -23,6 +23,7 @@ import { databaseCollations, listDatabases, listTables, type TableInfo } from ".
 import { exitOf, exitWhy, findTool, type MysqlTool, stderrTail, terminate, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
 import { ToolOutput } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
+import { selectsOption } from "./tool-options.ts";
 
 /** Artifact name of a MySQL dump inside a snapshot. */
 export const MYSQL_ARTIFACT = "db.sql";
@@ -31,23 +32,26 @@ export const MYSQL_FORMAT = "mysql-dump-sql";
 
 // Options that would send the dump elsewhere, change its shape or its consistency, or connect elsewhere.
 const REFUSED_LONG = (
-  "--result-file --tab --xml --databases --all-databases --tables --master-data --source-data --dump-slave --dump-replica " +
-  "--flush-logs --lock-all-tables --lock-tables --add-drop-database --delete-master-logs --host --port --user --password " +
-  "--socket --protocol --defaults-file --defaults-extra-file --no-defaults --defaults-group-suffix --compress --ssl " +
-  "--skip-ssl --ssl-mode --init-command --verbose --skip-single-transaction --skip-add-locks"
+  "result-file tab xml databases all-databases tables master-data source-data dump-slave dump-replica " +
+  "flush-logs lock-all-tables lock-tables add-drop-database delete-master-logs host port user password " +
+  "socket protocol defaults-file defaults-extra-file no-defaults defaults-group-suffix compress ssl " +
+  "skip-ssl ssl-mode init-command verbose skip-single-transaction skip-add-locks"
 ).split(" ");
+const REFUSED_FAMILIES = ["ssl"];
 const REFUSED_SHORT = "rTXBAFxlhPupSCv";
+const MYSQL_RULES = { mysql: true };
 // Options that leave tables or rows out of the dump while the inventory counts every table.
-const FILTER_ARG = /^(-[dw]|--(no-data|where|ignore-table|ignore-table-data|ignore-database)\b)/;
+const FILTER_LONG = ["no-data", "where", "ignore-table", "ignore-table-data", "ignore-database"];
+const isFilter = (a: string) => selectsOption(a, FILTER_LONG, "dw", MYSQL_RULES) !== undefined;
 // Without comments the tool writes no "-- Dump completed" line, which otherwise proves the output is whole.
-const NO_COMMENTS = /^--(skip-comments|compact)$/;
+const dropsComments = (a: string) => selectsOption(a, ["skip-comments", "compact"], "", MYSQL_RULES) !== undefined;
 
 function checkDumpArgs(args: readonly string[]): void {
   for (const arg of args) {
-    const long = REFUSED_LONG.find((f) => arg === f || arg.startsWith(`${f}=`) || (f === "--ssl" && arg.startsWith("--ssl-")));
-    const short = !arg.startsWith("--") && arg.startsWith("-") && [...arg.slice(1)].some((c) => REFUSED_SHORT.includes(c));
-    if (long || short) {
-      throw new ConfigError(`mysql source: dumpArgs must not contain "${arg}"`, {
+    // Read as the tool reads it: "--por=3399", "--result_file=…" and "--loose-host=…" are the refused options too.
+    const refused = selectsOption(arg, REFUSED_LONG, REFUSED_SHORT, MYSQL_RULES, REFUSED_FAMILIES);
+    if (refused) {
+      throw new ConfigError(`mysql source: dumpArgs must not contain "${arg}" (read by the dump tool as ${refused})`, {
         hint: "lifeboat sets the output, databases, snapshot and connection itself; put the connection in the URL and the databases in databases/all",
       });
     }
@@ -268,7 +272,7 @@ export class MysqlSource implements Source {
       else if (out.consumerGone)
         err = new LifeboatError(code.source, `${where}: the dump stream was closed before ${tool.command} finished`);
       else if (exit.error || exit.status !== 0) err = toolError(`${tool.command} ${exitWhy(exit)}`);
-      else if (!this.#config.dumpArgs.some((a) => NO_COMMENTS.test(a)) && !tail.includes("-- Dump completed")) {
+      else if (!this.#config.dumpArgs.some(dropsComments) && !tail.includes("-- Dump completed")) {
         err = toolError(`${tool.command} exited with 0 but its output lacks the "-- Dump completed" line`);
       }
       out.settle(err);
@@ -311,7 +315,7 @@ export class MysqlSource implements Source {
             .join(", ")}; convert them to InnoDB for exact counts`,
         );
       }
-      const filters = this.#config.dumpArgs.filter((a) => FILTER_ARG.test(a));
+      const filters = this.#config.dumpArgs.filter(isFilter);
       if (filters.length) {
         warnings.push(
           `dumpArgs ${filters.join(" ")} leave tables or rows out of the dump, but the inventory counts every table: an exact row-count drill will report those tables`,

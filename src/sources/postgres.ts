@@ -7,6 +7,7 @@ import { redact, Secret } from "../secret.ts";
 import { childEnv, connectPostgres, display, type PgParams, parsePostgresUrl } from "./postgres-connect.ts";
 import { exitOf, exitWhy, feedTool, stderrTail, ToolOutput, terminate } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
+import { selectsOption } from "./tool-options.ts";
 
 export { connectPostgres, type PgParams, parsePostgresUrl, pgEnv, type SslMode } from "./postgres-connect.ts";
 
@@ -57,13 +58,28 @@ function toolVersion(tool: string): Promise<string> {
 }
 
 // Options that would send the dump elsewhere, change its format, or connect elsewhere than the URL says.
-const REFUSED_ARGS = "-f --file -F --format --snapshot -j --jobs -d --dbname -h --host -p --port -U --username -W --password".split(" ");
+const REFUSED_LONG = ["file", "format", "snapshot", "jobs", "dbname", "host", "port", "username", "password"];
+const REFUSED_SHORT = "fFjdhpUW";
+// pg_dump's short options that take a value: the rest of a cluster ("-tfoo") is that value.
+const PG_RULES = { shortWithValue: "dEefFhjnNpStTUZ" };
 // Options that leave tables (or their rows) out of the dump while the inventory counts every table.
-const FILTER_ARG = /^(-[tTnNs]|--(table|exclude-table|schema|exclude-schema|exclude-table-data|schema-only)\b)/;
+const FILTER_LONG = [
+  "table",
+  "exclude-table",
+  "schema",
+  "exclude-schema",
+  "exclude-table-data",
+  "schema-only",
+  "table-and-children",
+  "exclude-table-and-children",
+  "exclude-table-data-and-children",
+];
+const isFilter = (a: string) => selectsOption(a, FILTER_LONG, "tTnNs", PG_RULES) !== undefined;
 
 function checkDumpArgs(args: readonly string[]): void {
   for (const arg of args) {
-    const refused = REFUSED_ARGS.find((f) => (f.startsWith("--") ? arg === f || arg.startsWith(`${f}=`) : arg.startsWith(f)));
+    // Read as pg_dump reads it: "--fil=x" is --file, "-vf x" is -v -f.
+    const refused = selectsOption(arg, REFUSED_LONG, REFUSED_SHORT, PG_RULES);
     if (refused) {
       throw new ConfigError(`postgres source: pgDumpArgs must not contain ${refused} (got "${arg}")`, {
         hint: "lifeboat sets the output, format, snapshot and connection itself; put the connection in the URL",
@@ -173,7 +189,7 @@ export class PostgresSource implements Source {
       signal.removeEventListener("abort", onAbort);
       if (err) throw err;
       const warnings = redact(stderr(), secrets).split("\n").filter(Boolean);
-      const filters = this.#args.filter((a) => FILTER_ARG.test(a));
+      const filters = this.#args.filter(isFilter);
       if (filters.length) {
         warnings.push(
           `pgDumpArgs ${filters.join(" ")} leave tables or rows out of the dump, but the inventory counts every table: an exact row-count drill will report those tables`,

@@ -312,14 +312,14 @@ describe("MysqlSource", () => {
     const other = await createTestDatabase();
     cleanups.push(() => other.drop());
     await other.run("CREATE TABLE `Order` (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO `Order` SELECT seq FROM seq_1_to_42;");
-    const dump = await source(adminUrl, { databases: [db.name, other.name], dumpArgs: [`--ignore-table=${db.name}.big`] }).dump(
+    const dump = await source(adminUrl, { databases: [db.name, other.name], dumpArgs: [`--ignore_table=${db.name}.big`] }).dump(
       new AbortController().signal,
     );
     const file = join(tmp, "multi.sql");
     await pipeline(dump.stream, createWriteStream(file));
     const [info, inventory] = await Promise.all([dump.done, dump.inventory]);
     expect(info.details).toMatchObject({ layout: "multi", databases: [db.name, other.name] });
-    expect(info.warnings.join("\n")).toMatch(/dumpArgs --ignore-table=.*leave tables or rows out/);
+    expect(info.warnings.join("\n")).toMatch(/dumpArgs --ignore_table=.*leave tables or rows out/);
     expect(inventory.tables?.[key("Order", other.name)]).toBe(42);
 
     const scratch = await scratchFor(info.details ?? {}, [db.name, other.name]);
@@ -346,6 +346,13 @@ describe("MysqlSource", () => {
       ["--master-data=2"],
       ["-uroot"],
       ["--where", "id > 1"],
+      // Spellings the tool reads as refused options: a prefix, underscores, loose-, a false value.
+      ["--por=3399"],
+      ["--result_file=/tmp/leak.sql"],
+      ["--loose-host=other"],
+      ["--single-transaction=0"],
+      ["--disable-add-locks"],
+      ["--ssl_key=k.pem"],
     ]) {
       expect(() => source(db.url, { dumpArgs: bad })).toThrow(ConfigError);
     }

@@ -258,6 +258,10 @@ describe("PostgresSource", () => {
     expect(() => source(db.url, ["--file=/tmp/x"])).toThrow(ConfigError);
     expect(() => source(db.url, ["-Fd"])).toThrow(ConfigError);
     expect(() => source(db.url, ["--dbname=other"])).toThrow(ConfigError);
+    // pg_dump reads a prefix as the option, and a cluster letter by letter.
+    expect(() => source(db.url, ["--fil=/tmp/x"])).toThrow(/must not contain --file/);
+    expect(() => source(db.url, ["-vf/tmp/x"])).toThrow(/must not contain -f/);
+    expect(() => source(db.url, ["-tfoo"])).not.toThrow();
     const dump = await source(db.url, ["--exclude-table=public.big"]).dump(new AbortController().signal);
     await drain(dump.stream);
     const info = await dump.done;
