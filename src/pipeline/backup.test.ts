@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { makeKey } from "../../test/helpers/age.ts";
 import { listSnapshots } from "../catalog/snapshots.ts";
 import { configSchema, jobSchema } from "../config/schema.ts";
+import { abortedError, code, LifeboatError } from "../errors.ts";
 import type { Dump, Source } from "../sources/source.ts";
 import { MemoryTarget } from "../storage/memory.ts";
 import { getBuffer, type PutOptions, type StoredObject } from "../storage/target.ts";
@@ -109,6 +110,37 @@ describe("runBackup", () => {
       { target: "b", ok: false, error: expect.stringMatching(/disk full/) },
     ]);
     expect((await listSnapshots(a, "app")).complete).toHaveLength(1);
+  });
+
+  it("when the only target fails, rejects with that target's error and hint, not the dump it had to stop", async () => {
+    const broken = new MemoryTarget("a");
+    broken.put = async (_k: string, body: Readable): Promise<StoredObject> => {
+      body.resume();
+      throw new LifeboatError(code.storage, 'target "a": directory /mnt/x does not exist', { hint: "mount it" });
+    };
+    // A dump that runs until it is stopped, as a real dump tool does.
+    const endless: Source = {
+      kind: "fake",
+      async dump(signal: AbortSignal): Promise<Dump> {
+        const stream = new PassThrough();
+        const timer = setInterval(() => stream.write(randomBytes(1024)), 1);
+        const done = new Promise<never>((_, reject) =>
+          signal.addEventListener("abort", () => {
+            clearInterval(timer);
+            const err = abortedError("fake dump", signal);
+            stream.destroy(err);
+            reject(err);
+          }),
+        );
+        done.catch(() => {});
+        return { artifact: "db.raw", format: "raw", stream, inventory: new Promise(() => {}), done };
+      },
+    };
+    const one = { ...job, targets: ["a"] };
+    const err = await runBackup({ job: one, config, source: endless, targets: [broken] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect((err as LifeboatError).message).toBe('job "app": backup: target "a": directory /mnt/x does not exist');
+    expect((err as LifeboatError).hint).toBe("mount it");
   });
 });
 

@@ -73,6 +73,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const onAbort = () => ac.abort(opts.signal?.reason);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const failures = new Map<number, string>();
+  /** The error behind a target's failure, where there is one: it carries the hint. */
+  const causes = new Map<number, unknown>();
   try {
     const encrypt = await createEncryptStream(config.encryption.recipients);
     const dump = await opts.source.dump(ac.signal).catch((err) => {
@@ -102,6 +104,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         (obj) => obj,
         (err: unknown) => {
           failures.set(i, messageOf(err));
+          causes.set(i, err);
           fan.detach(i, err instanceof Error ? err : new Error(String(err)));
           return undefined;
         },
@@ -113,10 +116,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       ac.abort(err);
       await Promise.allSettled(puts);
       const d = await done;
-      // The dump tool's own message says more than "premature close".
+      // The dump tool's own message says more than "premature close", unless the dump only stopped because this
+      // backup aborted it over err (a target that failed, say).
+      const stoppedByUs = !d.ok && d.e instanceof LifeboatError && d.e.code === code.aborted && !opts.signal?.aborted;
       throw wrap(
         `job "${job.name}": backup`,
-        d.ok ? (failures.size === targets.length ? allFailed(failures, targets) : err) : d.e,
+        d.ok || stoppedByUs ? (failures.size === targets.length ? allFailed(failures, targets, causes) : err) : d.e,
         code.source,
       );
     }
@@ -129,7 +134,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         failures.set(i, `stored ${o.size} bytes of ${stored.bytes}`);
       }
     });
-    if (failures.size === targets.length) throw wrap(`job "${job.name}": upload`, allFailed(failures, targets), code.storage);
+    if (failures.size === targets.length) throw wrap(`job "${job.name}": upload`, allFailed(failures, targets, causes), code.storage);
 
     opts.onProgress?.({ phase: "inventory", rawBytes: zstd.rawBytes(), storedBytes: stored.bytes });
     const inv = await inventory;
@@ -213,7 +218,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   }
 }
 
-function allFailed(failures: Map<number, string>, targets: Target[]): LifeboatError {
-  const lines = targets.map((t, i) => `target "${t.name}": ${failures.get(i) ?? "failed"}`);
+function allFailed(failures: Map<number, string>, targets: Target[], causes: Map<number, unknown>): LifeboatError {
+  const only = causes.get(0);
+  // One target: its own error, with its hint.
+  if (targets.length === 1 && only instanceof LifeboatError) return only;
+  const lines = targets.map((t, i) => {
+    const why = failures.get(i) ?? "failed";
+    const own = `target "${t.name}": `;
+    return why.startsWith(own) ? why : `${own}${why}`;
+  });
   return new LifeboatError(code.storage, `every target failed:\n  ${lines.join("\n  ")}`);
 }
