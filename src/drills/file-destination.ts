@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type Stats } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
+import { chmod, chown, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { code, LifeboatError, messageOf } from "../errors.ts";
@@ -38,7 +38,11 @@ export function fileDestination(to: string, companions: readonly string[] = []):
     async restore(input) {
       const tmp = join(dirname(path), `.${basename(path)}.lifeboat-${randomBytes(4).toString("hex")}`);
       try {
+        const old = await statToInspect(path);
+        await mkdir(dirname(path), { recursive: true });
         await pipeline(await input.stream(), createWriteStream(tmp, { mode: 0o600, flags: "wx" }));
+        // The replaced file's owner and mode, so the application that opened it can still open it.
+        if (old) await takeOwnerAndMode(tmp, old, path);
         const fh = await open(tmp, "r");
         await fh.sync();
         await fh.close();
@@ -52,4 +56,20 @@ export function fileDestination(to: string, companions: readonly string[] = []):
       }
     },
   };
+}
+
+async function takeOwnerAndMode(file: string, old: Stats, path: string): Promise<void> {
+  await chmod(file, old.mode & 0o7777);
+  const st = await stat(file);
+  if (st.uid === old.uid && st.gid === old.gid) return;
+  await chown(file, old.uid, old.gid).catch((err: NodeJS.ErrnoException) => {
+    throw new LifeboatError(
+      code.failed,
+      `restore into ${path}: cannot give the restored file the owner of the one it replaces (uid ${old.uid}, gid ${old.gid}): ${err.code ?? messageOf(err)}`,
+      {
+        cause: err,
+        hint: `run the restore as that user or as root, or restore to a new path and move it; ${path} was left as it was`,
+      },
+    );
+  });
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -87,11 +87,24 @@ describe("sqlite job through the CLI", () => {
     expect(again.status).toBe(3);
     expect(again.stderr).toMatch(/refusing to overwrite/);
     expect(readFileSync(dest).equals(before)).toBe(true);
-    writeFileSync(join(work, "empty.db"), "");
-    const empty = await cli("restore", "notes", "--to", join(work, "empty.db"));
-    expect(empty.status, empty.stderr).toBe(0);
-    expect(existsSync(join(work, "empty.db"))).toBe(true);
-    expect(counts(join(work, "empty.db"))).toEqual({ Tags: 2, notes: 3000 });
+    // The application's file: its owner and mode must survive the restore, or the application cannot open it.
+    const empty = join(work, "empty.db");
+    writeFileSync(empty, "");
+    chmodSync(empty, 0o640);
+    const root = process.getuid?.() === 0;
+    if (root) chownSync(empty, 65534, 65534);
+    const r2 = await cli("restore", "notes", "--to", empty);
+    expect(r2.status, r2.stderr).toBe(0);
+    expect(counts(empty)).toEqual({ Tags: 2, notes: 3000 });
+    expect(statSync(empty).mode & 0o7777).toBe(0o640);
+    if (root) expect([statSync(empty).uid, statSync(empty).gid]).toEqual([65534, 65534]);
+  });
+
+  it("creates the folders of a new destination file", async () => {
+    const dest = join(work, "new", "deeper", "app.db");
+    const r = await cli("restore", "notes", "--to", dest);
+    expect(r.status, r.stderr).toBe(0);
+    expect(counts(dest)).toEqual({ Tags: 2, notes: 3000 });
   });
 
   it("removes the scratch copy when the drill is interrupted with SIGTERM", async () => {
