@@ -260,7 +260,12 @@ async function queryCheck(conn: MysqlConnection, q: Query): Promise<CheckResult>
     return fail(`the query failed: ${(err as { sqlMessage?: string }).sqlMessage ?? messageOf(err)}`);
   }
   if (!Array.isArray(rows) || rows.length !== 1 || !Array.isArray(rows[0]) || rows[0].length !== 1) {
-    const shape = Array.isArray(rows) ? `${rows.length} row(s)` : "no result set";
+    const first = Array.isArray(rows) ? rows[0] : undefined;
+    const shape = !Array.isArray(rows)
+      ? "no result set"
+      : rows.length !== 1
+        ? `${rows.length} rows`
+        : `one row of ${Array.isArray(first) ? first.length : "?"} columns`;
     return fail(`the query returned ${shape}; a check query must return exactly one row with one number`);
   }
   const raw = rows[0][0];

@@ -91,6 +91,7 @@ describe("mysql drill kind", () => {
           { name: "text", sql: "SELECT 'abc'" },
           { name: "rows", sql: "SELECT id FROM `Order`" },
           { name: "decimal", sql: "SELECT SUM(id) / 2 FROM `Order`", equals: 3 },
+          { name: "columns", sql: "SELECT 1, 2" },
         ],
       }),
       signal,
@@ -110,11 +111,13 @@ describe("mysql drill kind", () => {
       ["text", false],
       ["rows", false],
       ["decimal", true],
+      ["columns", false],
     ]);
     expect(queries[1]).toMatchObject({ actual: 3, expected: { min: 10 } });
     expect(queries[2]?.detail).toMatch(/the query failed: Table '.*no_such_table' doesn't exist/);
     expect(queries[3]?.detail).toMatch(/"abc", not a number/);
-    expect(queries[4]?.detail).toMatch(/returned 3 row\(s\)/);
+    expect(queries[4]?.detail).toMatch(/returned 3 rows;/);
+    expect(queries[6]?.detail).toMatch(/returned one row of 2 columns;/);
     const off = await scratch.check(inventory, drill({ rowCounts: "off" }), signal);
     expect(off).toEqual([]);
   });
