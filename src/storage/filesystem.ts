@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import type { FilesystemTargetConfig } from "../config/schema.ts";
@@ -110,6 +110,8 @@ export class FilesystemTarget implements Target {
     } catch (err) {
       await file?.close().catch(() => {});
       await unlink(temp).catch(() => {});
+      // A failed backup leaves no empty snapshot folder behind to puzzle whoever lists the target by hand.
+      if (created) await removeEmpty(dir, created);
       throw err;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -276,5 +278,17 @@ export class FilesystemTarget implements Target {
       default:
         return new LifeboatError(code.storage, `${at}: ${messageOf(err)}`, { cause: err });
     }
+  }
+}
+
+/** Removes dir and its parents up to and including top, while they are empty (rmdir refuses any that is not). */
+async function removeEmpty(dir: string, top: string): Promise<void> {
+  for (let d = dir; d.startsWith(top); d = dirname(d)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return;
+    }
+    if (d === top) return;
   }
 }

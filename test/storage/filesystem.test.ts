@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { code, LifeboatError } from "../../src/errors.ts";
 import { FilesystemTarget } from "../../src/storage/filesystem.ts";
@@ -44,6 +45,25 @@ describe("FilesystemTarget", () => {
     expect(err.hint).toMatch(/mount/);
     await expect(target.list("")[Symbol.asyncIterator]().next()).rejects.toThrow(/does not exist/);
     expect(existsSync(root)).toBe(false);
+  });
+
+  it("removes the folders a failed put created, and only those", async () => {
+    const root = await mkdtemp(join(tmpdir(), "lifeboat-fs-"));
+    const target = new FilesystemTarget("nas", { path: root });
+    await putBuffer(target, "app/snapshots/1/manifest.json", "{}");
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error("dump failed"));
+      },
+    });
+    await expect(target.put("app/snapshots/2/db.zst.age", failing)).rejects.toThrow(/dump failed/);
+    expect((await readdir(root, { recursive: true })).sort()).toEqual([
+      "app",
+      "app/snapshots",
+      "app/snapshots/1",
+      "app/snapshots/1/manifest.json",
+    ]);
+    await rm(root, { recursive: true, force: true });
   });
 
   it.skipIf(process.getuid?.() === 0)("names the path and the fix on permission errors", async () => {
