@@ -53,8 +53,9 @@ export function parseMysqlUrl(url: string): MysqlParams {
   if (!TLS_MODES.includes(tls)) throw bad(`ssl-mode "${kw["ssl-mode"]}" is not one of ${TLS_MODES.join(", ")}`);
   const connectTimeout = Number(kw["connect-timeout"] ?? 30);
   if (!Number.isInteger(connectTimeout) || connectTimeout < 1) throw bad("connect-timeout must be whole seconds");
+  // A "/" inside a name is written %2F: only a raw one makes a second path segment.
+  if (u.pathname.slice(1).includes("/")) throw bad("the path must be a single database name (write a / inside a name as %2F)");
   const database = u.pathname.length > 1 ? decode(u.pathname.slice(1)) : undefined;
-  if (database?.includes("/")) throw bad("the path must be a single database name");
   const host = decode(u.hostname).replace(/^\[(.*)\]$/, "$1");
   if (!host && !kw.socket) throw bad("name the host");
   return {

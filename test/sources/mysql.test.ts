@@ -378,6 +378,8 @@ describe("mysql URLs", () => {
     expect(p.password?.reveal()).toBe("p@ss+w+rd");
     expect(JSON.stringify(p)).not.toContain("p@ss");
     expect(parseMysqlUrl("mariadb://u@h").port).toBe(3306);
+    expect(parseMysqlUrl("mysql://u@h/a%2Fb").database).toBe("a/b");
+    expect(() => parseMysqlUrl("mysql://u@h/a/b")).toThrow(/single database name .*%2F/);
     expect(parseMysqlUrl("mysql://u@localhost/db?socket=/run/mysqld/mysqld.sock").socket).toBe("/run/mysqld/mysqld.sock");
   });
 
