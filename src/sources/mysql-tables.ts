@@ -18,6 +18,8 @@ export interface TableInfo {
   engine: string;
   /** Whether its reads see the snapshot (InnoDB) or live rows (MyISAM, Aria, MEMORY, …). */
   transactional: boolean;
+  /** A MariaDB system-versioned table: its history rows are dumped only with --dump-history. */
+  versioned: boolean;
   /** Inventory key: `db`.`table`, backticks doubled inside. */
   key: string;
 }
@@ -39,16 +41,17 @@ function byCodeUnits(a: string, b: string): number {
 export async function listTables(conn: MysqlConnection, databases: readonly string[]): Promise<TableInfo[]> {
   if (databases.length === 0) return [];
   const [rows] = await conn.query({
-    sql: `SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(ENGINE, '') FROM information_schema.TABLES
+    sql: `SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(ENGINE, ''), TABLE_TYPE FROM information_schema.TABLES
            WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
     values: [databases],
     rowsAsArray: true,
   });
-  return (rows as [string, string, string][])
-    .map(([database, name, engine]) => ({
+  return (rows as [string, string, string, string][])
+    .map(([database, name, engine, type]) => ({
       database,
       name,
       engine,
+      versioned: type === "SYSTEM VERSIONED",
       transactional: TRANSACTIONAL_ENGINES.has(engine.toLowerCase()),
       key: tableKey(database, name),
     }))

@@ -44,6 +44,7 @@ const MYSQL_RULES = { mysql: true };
 // Options that leave tables or rows out of the dump while the inventory counts every table.
 const FILTER_LONG = ["no-data", "where", "ignore-table", "ignore-table-data", "ignore-database"];
 const isFilter = (a: string) => selectsOption(a, FILTER_LONG, "dw", MYSQL_RULES) !== undefined;
+const dumpsHistory = (a: string) => selectsOption(a, ["dump-history"], "H", MYSQL_RULES) !== undefined;
 // Without comments the tool writes no "-- Dump completed" line, which otherwise proves the output is whole.
 const dropsComments = (a: string) => selectsOption(a, ["skip-comments", "compact"], "", MYSQL_RULES) !== undefined;
 
@@ -323,6 +324,12 @@ export class MysqlSource implements Source {
           `non-transactional tables are read live, not in the snapshot, so their counts are a range: ${nonTx
             .map((t) => `${t.key} (${t.engine})`)
             .join(", ")}; convert them to InnoDB for exact counts`,
+        );
+      }
+      const versioned = tables.filter((t) => t.versioned);
+      if (versioned.length && !this.#config.dumpArgs.some(dumpsHistory)) {
+        warnings.push(
+          `system-versioned tables are dumped with their current rows only, not their history: ${versioned.map((t) => t.key).join(", ")}; add "--dump-history" to dumpArgs to keep it`,
         );
       }
       const filters = this.#config.dumpArgs.filter(isFilter);

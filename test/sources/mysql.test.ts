@@ -308,6 +308,21 @@ describe("MysqlSource", () => {
     await eventually("no sessions left on the test database", async () => (await sessionsOn(db.name)) === 0);
   });
 
+  it("warns that system-versioned tables lose their history unless --dump-history is given", async () => {
+    const other = await createTestDatabase();
+    cleanups.push(() => other.drop());
+    await other.run(
+      "CREATE TABLE prices (id INT PRIMARY KEY, p INT) WITH SYSTEM VERSIONING; INSERT INTO prices VALUES (1, 5); UPDATE prices SET p = 6;",
+    );
+    const warningsOf = async (dumpArgs: string[]) => {
+      const dump = await source(other.url, { dumpArgs }).dump(new AbortController().signal);
+      await drain(dump.stream);
+      return (await dump.done).warnings.join("\n");
+    };
+    expect(await warningsOf([])).toMatch(/system-versioned tables .* not their history: `.*`\.`prices`; add "--dump-history"/);
+    expect(await warningsOf(["--dump-history"])).not.toMatch(/system-versioned/);
+  });
+
   it("dumps several databases, and a drill restores each into its own scratch database", async () => {
     const other = await createTestDatabase();
     cleanups.push(() => other.drop());
