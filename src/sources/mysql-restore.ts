@@ -35,6 +35,8 @@ const DROP_DB = new RegExp(`^((?:/\\*!40000 )?DROP DATABASE (?:IF EXISTS)?(?:\\*
 const ACCOUNT_PART = "(?:`(?:[^`]|``)*`|'(?:[^'\\\\]|\\\\.)*'|[\\w.$%:-]+)";
 const DEFINER = new RegExp(`DEFINER=${ACCOUNT_PART}(?:@${ACCOUNT_PART})?\\s*`, "g");
 const EVENT_ENABLE = /( PRESERVE) ENABLE(?= )/;
+const VIEW = /^\/\*!50001 (?:CREATE .*)?VIEW `/;
+const quoteLatin1 = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
 const latin1 = (utf8: string) => Buffer.from(utf8, "utf8").toString("latin1");
 const unquote = (q: string) => Buffer.from(q.slice(1, -1).replace(/``/g, "`"), "latin1").toString("utf8");
@@ -153,6 +155,18 @@ export class DumpRewriter extends Transform {
     return to;
   }
 
+  /**
+   * A view over a table of another database in the dump names it `db`.`table`: restored under new names (a drill's
+   * scratch databases), the view must read the restored table, not the source's live one.
+   */
+  #mapQualifiers(line: string): string {
+    let out = line;
+    for (const [from, to] of this.#map) {
+      if (from !== to) out = out.split(`${quoteLatin1(from)}.`).join(`${quoteLatin1(to)}.`);
+    }
+    return out;
+  }
+
   #rewrite(line: string): string {
     let m = USE.exec(line);
     if (m) {
@@ -171,6 +185,7 @@ export class DumpRewriter extends Transform {
       return `${m[1]}${quoteId(to)}${line.slice(m[0].length)}`;
     }
     let out = line;
+    if (VIEW.test(out)) out = this.#mapQualifiers(out);
     if (this.#opts.stripDefiners && out.includes("DEFINER=")) out = out.replace(DEFINER, "");
     if (this.#opts.disableEvents && out.startsWith("/*!50106 CREATE*/") && out.includes(" EVENT ")) {
       out = out.replace(EVENT_ENABLE, "$1 DISABLE");

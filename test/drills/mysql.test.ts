@@ -218,6 +218,14 @@ describe("DumpRewriter", () => {
     expect(plain).toBe("ALTER DATABASE `target` CHARACTER SET latin1 ;\nCREATE DEFINER=`a`@`b` FUNCTION f()\n");
   });
 
+  it("points a view at the restored copy of another dumped database, never at the source's", async () => {
+    const sql = "/*!50001 VIEW `v` AS select `shöp`.`t`.`x` AS `x` from `shöp`.`t` join `other`.`u` */;\n";
+    const out = await rewrite(sql, { databases: { shöp: "scratch_1", "we`ird": "scratch_2" } });
+    expect(out).toBe("/*!50001 VIEW `v` AS select `scratch_1`.`t`.`x` AS `x` from `scratch_1`.`t` join `other`.`u` */;\n");
+    const identity = await rewrite(sql, { databases: { shöp: "shöp" } });
+    expect(identity).toBe(sql);
+  });
+
   it("passes routine, trigger and event bodies through exactly as dumped", async () => {
     const sql = [
       "USE `shop`;",
