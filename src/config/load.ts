@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Encrypter } from "age-encryption";
@@ -6,6 +6,7 @@ import type { z } from "zod";
 import { ConfigError, messageOf } from "../errors.ts";
 import { findBoundaryViolations } from "../safety/boundary.ts";
 import { checkVolumeDevices } from "../safety/device.ts";
+import { describeIssues } from "./issues.ts";
 import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema } from "./schema.ts";
 
 /** A job together with the file that declared it. */
@@ -22,32 +23,35 @@ export interface LoadedConfig {
   drills: Map<string, LoadedDrill>;
 }
 
-/** The config file to use: the flag, else $LIFEBOAT_CONFIG, else ./backup.config.ts. */
+/**
+ * The config file to use: the flag, else $LIFEBOAT_CONFIG, else ./backup.config.ts. An empty value counts as unset
+ * (`LIFEBOAT_CONFIG= lifeboat …` in a unit file or shell means "none", not "this directory").
+ */
 export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(flag ?? env.LIFEBOAT_CONFIG ?? "backup.config.ts");
+  return resolve(flag || env.LIFEBOAT_CONFIG || "backup.config.ts");
 }
 
-/** Formats zod issues as "file: field.path: message" lines, so every problem names the file and the field. */
-export function formatIssues(file: string, error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      const field = i.path.length ? i.path.map(String).join(".") : "(top level)";
-      return `${file}: ${field}: ${i.message}`;
-    })
-    .join("\n");
+/**
+ * Whether a loaded module exports nothing as default. A file outside an ESM package loads as CommonJS (tsx compiles it
+ * so), and then Node's namespace always has a default: module.exports, an empty object when the file exports nothing.
+ */
+function lacksDefault(mod: Record<string, unknown>): boolean {
+  if (mod.default === undefined) return true;
+  const cjs = "module.exports" in mod;
+  return cjs && typeof mod.default === "object" && mod.default !== null && Object.keys(mod.default).length === 0;
 }
 
 async function importDefault(file: string): Promise<unknown> {
-  let mod: { default?: unknown };
+  let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
     throw new ConfigError(`${file}: cannot load: ${messageOf(err)}`, {
       cause: err,
       hint: "fix the TypeScript error above; the file must `export default defineConfig/defineJob/defineDrill({...})`",
     });
   }
-  if (mod.default === undefined) {
+  if (lacksDefault(mod)) {
     throw new ConfigError(`${file}: has no default export`, {
       hint: "end the file with `export default defineJob({...})` (or defineConfig/defineDrill)",
     });
@@ -58,7 +62,8 @@ async function importDefault(file: string): Promise<unknown> {
 function parseWith<S extends z.ZodType>(schema: S, value: unknown, shown: string): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) {
-    throw new ConfigError(formatIssues(shown, r.error), { hint: "see docs/CONFIG.md for every field" });
+    const d = describeIssues(shown, r.error, value);
+    throw new ConfigError(d.message, { hint: d.hint });
   }
   return r.data;
 }
@@ -82,6 +87,12 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
       hint: "run lifeboat in the directory holding backup.config.ts, or pass --config FILE (or set LIFEBOAT_CONFIG)",
     });
   }
+  if (statSync(file).isDirectory()) {
+    const inside = join(file, "backup.config.ts");
+    throw new ConfigError(`${file} is a directory; pass the backup.config.ts file (or run from its folder)`, {
+      hint: existsSync(inside) ? `use --config ${inside}` : "point --config (or LIFEBOAT_CONFIG) at the config file itself",
+    });
+  }
   const dir = dirname(file);
   const show = (f: string) => relative(process.cwd(), f) || f;
   const config = parseWith(configSchema, await importDefault(file), show(file));
@@ -94,6 +105,11 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
     if (twin)
       throw new ConfigError(`${show(f)}: name: job "${job.name}" is already declared in ${show(twin.file)}`, {
         hint: "give every job a unique name",
+      });
+    const twice = job.targets.find((t, i) => job.targets.indexOf(t) !== i);
+    if (twice !== undefined)
+      throw new ConfigError(`${show(f)}: targets: job "${job.name}" lists target "${twice}" more than once`, {
+        hint: "list each target once; every target listed gets one complete copy",
       });
     for (const t of job.targets) {
       if (!config.targets[t]) {

@@ -1,12 +1,19 @@
 import { z } from "zod";
+import { isTimeZone } from "./timezone.ts";
 
 /** Names that become object keys: lowercase letters, digits and dashes, starting with a letter or digit. */
 export const nameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "use lowercase letters, digits and dashes only (it becomes part of object keys)");
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    "use lowercase letters, digits and dashes only, starting with a letter or digit, at most 63 characters (it becomes part of object keys)",
+  );
 
-/** A blast-radius label: where a thing lives and what fails with it (a provider account, a region, a device). */
-const boundarySchema = z.string().min(1, 'declare the blast radius this lives in, e.g. "aws:eu-central-1"');
+/**
+ * A blast-radius label: where a thing lives and what fails with it (a provider account, a region, a device). Labels
+ * are compared trimmed, so one of only spaces would be the empty label in disguise.
+ */
+const boundarySchema = z.string().refine((s) => s.trim() !== "", 'declare the blast radius this lives in, e.g. "aws:eu-central-1"');
 
 /** Static S3 credentials (omit to use the SDK's default chain: env, profile, instance role). */
 export const s3CredentialsSchema = z
@@ -209,8 +216,11 @@ export const retentionSchema = z
     minAge: durationSchema.default("1d"),
     /** Days between marking a snapshot for deletion and deleting it (undelete works until then). */
     graceDays: z.number().int().min(0).default(7),
-    /** IANA time zone for the calendar periods (default: UTC). */
-    timezone: z.string().default("UTC"),
+    /** IANA time zone for the calendar periods (default: UTC). Checked at load: a typo must not wait for the first prune. */
+    timezone: z
+      .string()
+      .refine(isTimeZone, { error: (iss) => `"${String(iss.input)}" is not an IANA time zone (e.g. "UTC", "Europe/Berlin")` })
+      .default("UTC"),
   })
   .strict();
 

@@ -1,6 +1,7 @@
+import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/load.ts";
-import { code } from "../../src/errors.ts";
+import { loadConfig, resolveConfigPath } from "../../src/config/load.ts";
+import { type ConfigError, code } from "../../src/errors.ts";
 import { makeKey } from "../helpers/age.ts";
 import { writeProject } from "../helpers/project.ts";
 
@@ -30,7 +31,8 @@ describe("loadConfig", () => {
     const p = writeProject({ "backup.config.ts": config(`{ nas: { type: "filesystem", boundary: "x" } }`) });
     await expect(loadConfig(p.config)).rejects.toMatchObject({
       code: code.config,
-      message: expect.stringMatching(/backup\.config\.ts: targets\.nas\.path: /),
+      message: expect.stringMatching(/backup\.config\.ts: targets\.nas\.path is missing$/),
+      hint: expect.stringMatching(/add the missing field/),
     });
   });
 
@@ -78,5 +80,62 @@ describe("loadConfig", () => {
     });
     const p = writeProject({ "backup.config.ts": "export default {{{" });
     await expect(loadConfig(p.config)).rejects.toMatchObject({ code: code.config, message: expect.stringMatching(/cannot load/) });
+  });
+
+  it("refuses a job that lists a target twice, naming the file and the target", async () => {
+    const p = writeProject({ "backup.config.ts": config(), "jobs/a.ts": pgJob("a", "db", `["nas", "nas"]`) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(/jobs\/a\.ts: targets: job "a" lists target "nas" more than once/),
+    });
+  });
+
+  it("refuses an unknown retention time zone at load, naming the file and the field, even without calendar rules", async () => {
+    const p = writeProject({
+      "backup.config.ts": config(),
+      "jobs/a.ts": job(
+        `{ name: "a", source: { type: "postgres", url: "postgres://u@h/db", boundary: "db" }, targets: ["nas"], retention: { keepLast: 1, timezone: "Nowhere/City" } }`,
+      ),
+    });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(/jobs\/a\.ts: retention\.timezone: "Nowhere\/City" is not an IANA time zone/),
+    });
+  });
+
+  it.each(["", "   "])("refuses the boundary %j like a missing one", async (boundary) => {
+    const p = writeProject({ "backup.config.ts": config(), "jobs/a.ts": pgJob("a", boundary) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(/jobs\/a\.ts: source\.boundary: declare the blast radius this lives in/),
+    });
+  });
+
+  it("says a required value is missing, and when it is there but undefined, that an environment variable may be unset", async () => {
+    const p = writeProject({
+      "backup.config.ts": config(),
+      "jobs/a.ts": job(`{ name: "a", source: { type: "postgres", url: process.env.LIFEBOAT_TEST_SURELY_UNSET }, targets: ["nas"] }`),
+    });
+    const err = (await loadConfig(p.config).catch((e: unknown) => e)) as ConfigError;
+    expect(err.message.split("\n").map((l) => l.replace(/^.*jobs\/a\.ts: /, ""))).toEqual([
+      "source.url is missing (it is undefined: an environment variable read with process.env may be unset)",
+      "source.boundary is missing",
+    ]);
+    expect(err.hint).toMatch(/add the missing field.*process\.env\.NAME is undefined when NAME is not set/);
+  });
+
+  it("states the naming rule for a bad target name", async () => {
+    const p = writeProject({ "backup.config.ts": config(`{ Shm: { type: "filesystem", path: "/x", boundary: "b" } }`) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(
+        /backup\.config\.ts: targets\.Shm: the name "Shm" is not allowed: use lowercase letters, digits and dashes only/,
+      ),
+    });
+  });
+
+  it("takes an empty --config or LIFEBOAT_CONFIG as unset", () => {
+    expect(resolveConfigPath(undefined, { LIFEBOAT_CONFIG: "" })).toBe(resolve("backup.config.ts"));
+    expect(resolveConfigPath("", { LIFEBOAT_CONFIG: "/srv/b/backup.config.ts" })).toBe("/srv/b/backup.config.ts");
   });
 });
