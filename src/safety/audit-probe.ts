@@ -23,6 +23,8 @@ export interface CredentialProbe {
   overwrite: Capability;
   /** Why a probe ended in "error" (unreachable, missing bucket), redacted. */
   errors: string[];
+  /** Why the server refused the credential as such (unknown access key id, wrong secret), when it did. */
+  rejected?: string;
 }
 
 /** The probes of every credential of one target, and what was left behind. */
@@ -34,8 +36,35 @@ export interface TargetProbes {
   cleanup: string;
 }
 
-/** Whether an error means "this credential may not", as opposed to "could not reach" or "broken". */
+/**
+ * S3 error codes that reject the credential itself rather than one operation: every request with it fails the same
+ * way, so they say nothing about what a working key of that name could do.
+ */
+const CREDENTIAL_REJECTED: Record<string, string> = {
+  InvalidAccessKeyId: "access key id not known to the server",
+  SignatureDoesNotMatch: "the secret access key is wrong (SignatureDoesNotMatch: the server knows the access key id)",
+  ExpiredToken: "the session token has expired",
+  TokenRefreshRequired: "the session token has expired",
+  InvalidToken: "the session token is invalid",
+  CredentialsProviderError: "no credentials found (the SDK's default chain has none)",
+};
+
+/** Why the server rejected the credential as such (unknown key, wrong secret, expired token), or undefined. */
+export function credentialRejected(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const s = e as { Code?: string; name?: string };
+    const why = CREDENTIAL_REJECTED[s.Code ?? ""] ?? CREDENTIAL_REJECTED[s.name ?? ""];
+    if (why) return why;
+  }
+  return undefined;
+}
+
+/**
+ * Whether an error means "this credential may not", as opposed to "could not reach" or "broken". A credential the
+ * server does not accept at all is broken, not denied: calling that "cannot delete" would pass a typo for append-only.
+ */
 export function isDenied(err: unknown): boolean {
+  if (credentialRejected(err)) return false;
   if (isAccessDenied(err)) return true;
   for (let e = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
     const c = (e as NodeJS.ErrnoException).code;
@@ -53,15 +82,17 @@ export function neverWrittenKey(job: string | undefined): string {
 
 /**
  * Tries an operation: "yes" when it works, "no" when the credential is refused, "error" otherwise (with the
- * redacted reason recorded).
+ * redacted reason recorded, as the probe's `rejected` when the server does not accept the credential at all).
  */
-async function tryIt(errors: string[], secrets: string[], fn: () => Promise<unknown>): Promise<Capability> {
+async function tryIt(p: CredentialProbe, secrets: string[], fn: () => Promise<unknown>): Promise<Capability> {
   try {
     await fn();
     return "yes";
   } catch (err) {
     if (isDenied(err)) return "no";
-    errors.push(redact(messageOf(err), secrets));
+    const rejected = credentialRejected(err);
+    if (rejected) p.rejected ??= rejected;
+    else p.errors.push(redact(messageOf(err), secrets));
     return "error";
   }
 }
@@ -102,24 +133,24 @@ export async function probeTarget(name: string, config: TargetConfig, job: strin
       };
       const canary = `${LIFEBOAT_PREFIX}doctor-${randomBytes(6).toString("hex")}`;
       const body = (n: number) => `lifeboat doctor canary ${n} for role(s) ${roles.join(", ")}, ${new Date().toISOString()}\n`;
-      p.write = await tryIt(p.errors, secrets, () => putBuffer(target, canary, body(1)));
+      p.write = await tryIt(p, secrets, () => putBuffer(target, canary, body(1)));
       if (p.write === "yes") {
         canaries.push(canary);
-        p.overwrite = await tryIt(p.errors, secrets, () => putBuffer(target, canary, body(2)));
+        p.overwrite = await tryIt(p, secrets, () => putBuffer(target, canary, body(2)));
       } else if (p.write === "no") {
         p.overwrite = "no"; // an overwrite is a put on an existing key: the same permission
       }
       const readable = canaries.at(-1);
-      if (readable) p.read = await tryIt(p.errors, secrets, () => getBuffer(target, readable));
-      p.list = await tryIt(p.errors, secrets, () => listAll(target, LIFEBOAT_PREFIX));
-      if (config.type !== "filesystem") p.delete = await tryIt(p.errors, secrets, () => target.remove(neverWrittenKey(job)));
+      if (readable) p.read = await tryIt(p, secrets, () => getBuffer(target, readable));
+      p.list = await tryIt(p, secrets, () => listAll(target, LIFEBOAT_PREFIX));
+      if (config.type !== "filesystem") p.delete = await tryIt(p, secrets, () => target.remove(neverWrittenKey(job)));
       probes.push(p);
     }
     // A filesystem has one credential, the local user; its delete test is removing its own canary.
     if (config.type === "filesystem") {
       const [p, canary, target] = [probes[0], canaries[0], opened[0]];
       if (p && canary && target) {
-        p.delete = await tryIt(p.errors, secrets, () => target.remove(canary));
+        p.delete = await tryIt(p, secrets, () => target.remove(canary));
         if (p.delete === "yes") canaries.length = 0;
       }
       return { probes, leftCanaries: [...canaries], cleanup: canary ? "canary removed" : "no canary written" };

@@ -133,6 +133,8 @@ export async function auditTarget(loaded: LoadedConfig, name: string): Promise<T
   }
   const errors = [...new Set(probed.probes.flatMap((p) => p.errors))];
   audit.problems.push(...errors.map((e) => `unreachable or failing: ${e}`));
+  const rejected = probed.probes.filter((p) => p.rejected).map((p) => `the ${p.roles.join("/")} credential (${p.label}): ${p.rejected}`);
+  audit.problems.push(...rejected.map((r) => `${r}; the server refuses every request with it`));
 
   let protection: BucketProtection | undefined;
   if (config.type === "s3" && errors.length === 0) {
@@ -159,7 +161,9 @@ export async function auditTarget(loaded: LoadedConfig, name: string): Promise<T
     versioning: protection?.versioning ?? "unknown",
   });
   audit.verdict = v.verdict;
-  audit.reasons = v.reasons;
+  // A key the server does not know can neither delete nor do anything else, which says nothing about the real key.
+  const writerRejected = probed.probes.find((p) => p.roles.includes("writer"))?.rejected;
+  audit.reasons = writerRejected ? [`the writer credential is not accepted: ${writerRejected}`, ...v.reasons] : v.reasons;
   judge(
     audit,
     config,

@@ -108,6 +108,12 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const newest = complete[0];
   if (newest && !keep.has(newest.id)) why(newest.id, "keep: newest snapshot (a job is never left without one)");
 
+  // A bare "mark" leaves the reader to work out why: say which rules passed it over and when it goes.
+  const rules = [
+    `keepLast ${policy.keepLast}`,
+    ...PERIOD_KINDS.filter((k) => policy[keyOf(k)] > 0).map((k) => `${keyOf(k)} ${policy[keyOf(k)]}`),
+  ];
+  const unkept = `kept by no rule (${rules.join(", ")}) and older than minAge ${policy.minAge}; deleted after graceDays ${policy.graceDays} unless undeleted`;
   const decisions = sorted.map((s): RetentionDecision => {
     const reasons = [...(keep.get(s.id) ?? [])];
     const age = now.getTime() - s.time.getTime();
@@ -125,7 +131,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       return mark ? { ...base, action: "unmark", reasons: [...reasons, "unmark: kept again"] } : { ...base, action: "keep", reasons };
     }
     if (!mark) {
-      const what = s.state === "incomplete" ? "mark: incomplete (no manifest), a failed or interrupted run" : "mark";
+      const what = s.state === "incomplete" ? "mark: incomplete (no manifest), a failed or interrupted run" : `mark: ${unkept}`;
       return { ...base, action: "mark", reasons: [what] };
     }
     const graceDays = Math.max(policy.graceDays, mark.graceDays ?? 0);

@@ -100,16 +100,28 @@ describe("lifeboat doctor", () => {
     expect(readdirSync(nas).filter((f) => f !== ".lifeboat")).toEqual([]);
   });
 
-  it("a writer key the server does not know: the writer can do nothing, the other roles still work", async () => {
+  it("a writer key the server does not know: its capabilities are unknown (not append-only), the other roles still work", async () => {
     const p = project({ roles: { writer: { accessKeyId: "WRITER-ONLY", secretAccessKey: "writer-secret-value" } } });
     const r = await runCli(["--config", p.config, "--json", "doctor"]);
     expect(r.status).toBe(1);
     const offsite = target(report(r.stdout), "offsite");
-    expect(offsite.roles[0]).toMatchObject({ role: "writer", credentials: "roles.writer", write: "no", delete: "no", overwrite: "no" });
+    expect(offsite.roles[0]).toMatchObject({ role: "writer", credentials: "roles.writer", write: "error", delete: "error" });
     expect(offsite.roles[1]).toMatchObject({ role: "reader", credentials: "credentials", write: "yes", read: "yes" });
-    expect(offsite.verdict).toBe("append-only");
-    expect(offsite.problems.join("\n")).toMatch(/the writer credential \(roles\.writer\) cannot write/);
+    expect(offsite.verdict).toBe("unknown");
+    expect(offsite.reasons[0]).toBe("the writer credential is not accepted: access key id not known to the server");
+    expect(offsite.problems.join("\n")).toMatch(/the writer credential \(roles\.writer\): access key id not known to the server/);
     expect(r.stdout + r.stderr).not.toContain("writer-secret-value");
+  });
+
+  it("one unknown key for every role: UNKNOWN with the reason, never APPEND-ONLY", async () => {
+    const p = project({ credentials: { accessKeyId: "NOPE", secretAccessKey: "nope-secret-value" } });
+    const r = await runCli(["--config", p.config, "doctor"]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(
+      /target offsite .*: UNKNOWN\n {2}the writer credential is not accepted: access key id not known to the server/,
+    );
+    expect(r.stdout).not.toMatch(/APPEND-ONLY|cannot delete objects/);
+    expect(r.stdout).toMatch(/PROBLEM: the writer\/reader\/pruner credential \(credentials\): access key id not known to the server/);
   });
 
   it("an unreachable source and an unreachable target exit 1, naming both", async () => {
