@@ -5,10 +5,11 @@
 // process's CPU in some runs (docs/BENCHMARK.md); the pauses of marking on the main thread do not matter to a CLI.
 // Entry point: checks the Node version, then runs the TypeScript CLI through tsx, so users' backup.config.ts,
 // jobs/*.ts and restore-drills/*.ts load without a build step.
-const major = Number(process.versions.node.split(".")[0]);
-if (major < 22) {
+// module.registerHooks, used below, came with 22.15 (and 23.5 on the 23 line); package.json's engines says the same.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 15) || (major === 23 && minor < 5)) {
   process.stderr.write(
-    `lifeboat needs Node.js 22 or newer; this is ${process.version}.\n` +
+    `lifeboat needs Node.js 22.15 or newer (23.5 or newer on the 23 line); this is ${process.version}.\n` +
       "hint: install Node 24 LTS (or run through `npm run`, which uses the Node 24 this repository installs).\n",
   );
   process.exit(2);

@@ -9,7 +9,7 @@ import { withSignals } from "./signals.ts";
 export const backupCommand = (): Command =>
   new Command("backup")
     .description("take a snapshot of a job now and ship it to every target of the job")
-    .argument("<job>", "job name (a file in jobs/)")
+    .argument("<job>", "job name (the name field of a job in jobs/, not its file name)")
     .action(async (jobName: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd);
       const loaded = await loadConfig(resolveConfigPath(g.config));

@@ -3,6 +3,8 @@ import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { createLogger } from "../daemon/log.ts";
 import { code, LifeboatError } from "../errors.ts";
 import { loadIdentities } from "../safety/identity.ts";
+import { killChildren } from "./children.ts";
+import { alreadyLogged, exitCodeFor } from "./exit.ts";
 import { globals } from "./output.ts";
 
 /**
@@ -19,13 +21,16 @@ export const daemonCommand = (): Command =>
       const file = opts.identity ?? process.env.LIFEBOAT_IDENTITY_FILE;
       // Checked at start: a bad identity file should stop the daemon now, not fail every drill at 4 a.m.
       const identities = file ? loadIdentities(file) : undefined;
-      const log = createLogger({ json: g.json ? true : undefined });
+      // Decided here rather than left to the logger: the final error must be written the same way as the log lines.
+      const jsonLog = g.json === true || process.stderr.isTTY !== true;
+      const log = createLogger({ json: jsonLog });
       const ac = new AbortController();
       let signals = 0;
       const onStop = (sig: NodeJS.Signals) => {
         signals++;
         if (signals > 1) {
-          log.error("daemon.exit-now", { signal: sig, error: "second signal: exiting without waiting for runs to clean up" });
+          const killed = killChildren();
+          log.error("daemon.exit-now", { signal: sig, error: "second signal: exiting without waiting for runs to clean up", killed });
           process.exit(130);
         }
         ac.abort(new Error(`received ${sig}`));
@@ -42,13 +47,17 @@ export const daemonCommand = (): Command =>
         const { runDaemon } = await import("../daemon/daemon.ts");
         const result = await runDaemon({ loaded, identities, signal: ac.signal, log });
         if (result.aborted.length) {
-          throw new LifeboatError(
+          const err = new LifeboatError(
             code.aborted,
             `shutdown aborted run(s) still going after the grace period: ${result.aborted.join(", ")}`,
             {
               hint: "raise daemon.shutdownGraceSeconds to let runs finish; aborted backups left no partial snapshot",
             },
           );
+          if (!jsonLog) throw err;
+          // A log shipper reading JSON lines would get two stray text lines at the very end, the ones that matter.
+          log.error("daemon.failed", { error: err.message, hint: err.hint, code: err.code, exitCode: exitCodeFor(err) });
+          throw alreadyLogged(err);
         }
       } finally {
         process.off("SIGTERM", onStop);

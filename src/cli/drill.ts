@@ -5,6 +5,7 @@ import { runDrill } from "../drills/runner.ts";
 import { code, LifeboatError } from "../errors.ts";
 import { roleUse } from "../pipeline/job.ts";
 import { identityPath, loadIdentities } from "../safety/identity.ts";
+import { snapshotIdArg } from "./args.ts";
 import { duration, globals, print, progressLine } from "./output.ts";
 import { withSignals } from "./signals.ts";
 
@@ -12,7 +13,7 @@ import { withSignals } from "./signals.ts";
 export const drillCommand = (): Command =>
   new Command("drill")
     .description("restore a job's newest snapshot into a fresh scratch database or directory, check it, record the evidence")
-    .argument("[drill]", "drill name (a file in restore-drills/)")
+    .argument("[drill]", "drill name (the name field of a drill in restore-drills/)")
     .option("--all", "run every drill")
     .option("--snapshot <id>", "restore this snapshot instead of the newest complete one")
     .option("--identity <file>", "age identity file (default $LIFEBOAT_IDENTITY_FILE)")
@@ -21,6 +22,7 @@ export const drillCommand = (): Command =>
       if (!name && !opts.all) throw new LifeboatError(code.usage, "name a drill or pass --all", { hint: "lifeboat drill <name> | --all" });
       if (name && opts.all) throw new LifeboatError(code.usage, "name a drill or pass --all, not both");
       if (opts.all && opts.snapshot) throw new LifeboatError(code.usage, "--snapshot goes with one named drill, not --all");
+      snapshotIdArg(opts.snapshot, "--snapshot");
       const loaded = await loadConfig(resolveConfigPath(g.config));
       const identities = loadIdentities(identityPath(opts.identity));
       const names = opts.all ? [...loaded.drills.keys()] : [name as string];

@@ -47,6 +47,17 @@ function causeChain(err: unknown): string[] {
   return out;
 }
 
+const logged = new WeakSet<object>();
+
+/**
+ * Marks an error the command already wrote to stderr in its own format (the daemon's JSON log line), so reportError
+ * does not add it again as text. The exit code, and the --json result on stdout, still come from reportError.
+ */
+export function alreadyLogged<E extends Error>(err: E): E {
+  logged.add(err);
+  return err;
+}
+
 /** Prints an error (message, causes, hint) to stderr, or as JSON to stdout with --json; returns the exit code. */
 export function reportError(err: unknown, json: boolean): number {
   const status = exitCodeFor(err);
@@ -59,6 +70,7 @@ export function reportError(err: unknown, json: boolean): number {
     const errCode = err instanceof LifeboatError ? err.code : code.failed;
     process.stdout.write(`${JSON.stringify({ ok: false, error: { code: errCode, message, causes, hint, exitCode: status } })}\n`);
   }
+  if (err instanceof Error && logged.has(err)) return status;
   const lines = [`error: ${message}`, ...causes.map((c) => `  caused by: ${c}`)];
   if (hint) lines.push(`hint: ${hint}`);
   process.stderr.write(`${lines.join("\n")}\n`);

@@ -1,11 +1,11 @@
-import { writeFileSync } from "node:fs";
 import { Command } from "commander";
 import { formatAge, type Report, type ReportRow } from "../catalog/report.ts";
 import { renderReportHtml } from "../catalog/report-html.ts";
 import { readReport } from "../catalog/report-read.ts";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { code, LifeboatError } from "../errors.ts";
-import { openTarget } from "../pipeline/job.ts";
+import { openTarget, roleUse } from "../pipeline/job.ts";
+import { checkOutputFolder, writeOutputFile } from "./out-file.ts";
 import { bytes, globals, print } from "./output.ts";
 
 /**
@@ -26,10 +26,15 @@ export const reportCommand = (): Command =>
             hint: `known jobs: ${[...loaded.jobs.keys()].join(", ") || "(none)"}`,
           });
       }
-      // openTarget's default role is the reader: a report never needs to write or delete.
-      const report = await readReport(loaded, { jobs: opts.job, makeTarget: (l, name) => openTarget(l, name) });
-      if (opts.html) writeFileSync(opts.html, renderReportHtml(report));
-      print(g.json, report, () => renderTable(report));
+      // Before reading every target: a mistyped folder should not cost the whole read.
+      if (opts.html) checkOutputFolder(opts.html, "--html");
+      const jobs = opts.job ?? [...loaded.jobs.keys()];
+      const use = roleUse(loaded, [...new Set(jobs.flatMap((j) => loaded.jobs.get(j)?.targets ?? []))], "reader");
+      if (!g.json) for (const l of use.lines) process.stderr.write(`${l}\n`);
+      const report = await readReport(loaded, { jobs: opts.job, makeTarget: (l, name) => openTarget(l, name, "reader") });
+      print(g.json, { ...report, role: use.role, credentials: use.credentials }, () => renderTable(report));
+      // After printing: the report is worth having even when the page cannot be written.
+      if (opts.html) writeOutputFile(opts.html, renderReportHtml(report), "--html");
       if (!report.ok) {
         const bad = report.rows.filter((r) => r.status !== "ok").map((r) => `${r.job}@${r.target} ${r.status}`);
         throw new LifeboatError(code.failed, `not every job is ok: ${bad.join(", ")}`, {

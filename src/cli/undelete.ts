@@ -1,7 +1,8 @@
 import { Command } from "commander";
-import { undeleteSnapshot } from "../catalog/prune.ts";
+import { type UndeleteOutcome, undeleteSnapshot } from "../catalog/prune.ts";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { code, LifeboatError, NotFoundError } from "../errors.ts";
+import { snapshotIdArg } from "./args.ts";
 import { globals, print } from "./output.ts";
 
 /** `lifeboat undelete <job> <snapshot>`: removes a pruning mark, so the pending deletion does not happen. */
@@ -13,6 +14,7 @@ export const undeleteCommand = (): Command =>
     .option("--target <name>", "only on this target (default: every target of the job)")
     .action(async (jobName: string, snapshotId: string, opts: { target?: string }, cmd: Command) => {
       const g = globals(cmd);
+      snapshotIdArg(snapshotId, "<snapshot>", jobName);
       const loaded = await loadConfig(resolveConfigPath(g.config));
       const outcomes = await undeleteSnapshot(loaded, jobName, snapshotId, { target: opts.target });
       if (!g.json) for (const o of outcomes) process.stderr.write(`using target "${o.target}" as pruner (credentials: ${o.credentials})\n`);
@@ -23,7 +25,8 @@ export const undeleteCommand = (): Command =>
             const what = {
               unmarked: `mark removed (it was marked ${o.markedAt}); the next prune marks it again unless the policy keeps it`,
               "not-marked": "not marked for deletion: nothing to undo",
-              gone: "already deleted: too late to undelete",
+              // Nothing is left of a snapshot a prune deleted, so "deleted" and "never taken" look the same here.
+              gone: "no such snapshot here (never taken, or already deleted by a prune: too late to undelete)",
               error: `ERROR: ${o.error}`,
             }[o.status];
             return `${snapshotId} on ${o.target}: ${what}`;
@@ -31,10 +34,21 @@ export const undeleteCommand = (): Command =>
           .join("\n"),
       );
       const errors = outcomes.filter((o) => o.status === "error");
-      if (errors.length) throw new LifeboatError(code.storage, errors.map((o) => `target "${o.target}": ${o.error}`).join("\n"));
+      if (errors.length) throw new LifeboatError(code.storage, errors.map(targetError).join("\n"));
+      if (outcomes.length > 0 && outcomes.every((o) => o.status === "gone")) {
+        throw new NotFoundError(`no snapshot ${snapshotId} of job ${jobName} on target ${outcomes.map((o) => o.target).join(", ")}`, {
+          hint: `list the snapshots with: lifeboat snapshots ${jobName} (a snapshot a prune deleted cannot be undeleted)`,
+        });
+      }
       if (!outcomes.some((o) => o.status === "unmarked")) {
         throw new NotFoundError(`snapshot ${snapshotId} of ${jobName} is not marked for deletion on any target`, {
           hint: `see pending deletions with: lifeboat prune ${jobName} --dry-run`,
         });
       }
     });
+
+/** A failed target's error, named once: errors from a target usually start with its name already. */
+function targetError(o: UndeleteOutcome): string {
+  const prefix = `target "${o.target}"`;
+  return o.error?.startsWith(prefix) ? o.error : `${prefix}: ${o.error}`;
+}

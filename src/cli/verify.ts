@@ -5,6 +5,7 @@ import { ConfigError, code, LifeboatError } from "../errors.ts";
 import { openTarget, roleUse } from "../pipeline/job.ts";
 import { type SnapshotCheck, verifySnapshot } from "../pipeline/restore.ts";
 import { identityPath, loadIdentities } from "../safety/identity.ts";
+import { snapshotIdArg } from "./args.ts";
 import { bytes, globals, print } from "./output.ts";
 import { withSignals } from "./signals.ts";
 
@@ -20,6 +21,7 @@ export const verifyCommand = (): Command =>
     .action(async (jobName: string, opts: { snapshot?: string; all?: boolean; target?: string; identity?: string }, cmd: Command) => {
       const g = globals(cmd);
       if (opts.snapshot && opts.all) throw new LifeboatError(code.usage, "use --snapshot or --all, not both");
+      snapshotIdArg(opts.snapshot, "--snapshot", jobName);
       const loaded = await loadConfig(resolveConfigPath(g.config));
       const job = getJob(loaded, jobName);
       const targetName = opts.target ?? (job.targets[0] as string);

@@ -1,5 +1,6 @@
 import { type Logger as CronLogger, createTask, validateDetailed } from "node-cron";
 import type { LoadedConfig } from "../config/load.ts";
+import { isTimeZone, TIME_ZONE_HINT } from "../config/timezone.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -52,33 +53,27 @@ export function nodeCronEngine(log?: Logger): CronEngine {
   };
 }
 
-/** Whether the runtime knows the IANA time zone. */
-function knownTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Checks daemon.timezone and every job's and drill's schedule before anything starts, so a typo is a config error
  * (exit 2) naming the file and the field rather than a job that silently never runs.
  */
 export function validateSchedules(loaded: LoadedConfig, engine: CronEngine): void {
   const problems: string[] = [];
+  const hints: string[] = [];
   const tz = loaded.config.daemon.timezone;
-  if (!knownTimeZone(tz)) problems.push(`${loaded.file}: daemon.timezone: "${tz}" is not an IANA time zone (e.g. "UTC", "Europe/Berlin")`);
+  if (!isTimeZone(tz)) {
+    problems.push(`${loaded.file}: daemon.timezone: "${tz}" is not an IANA time zone (e.g. "UTC", "Europe/Berlin")`);
+    hints.push(`daemon.timezone: ${TIME_ZONE_HINT}`);
+  }
   const items = [...loaded.jobs.values(), ...loaded.drills.values()];
+  let badSchedule = false;
   for (const item of items) {
     if (item.schedule === undefined) continue;
     const why = engine.check(item.schedule);
     if (why) problems.push(`${item.file}: schedule: "${item.schedule}" is not a valid cron expression (${why})`);
+    badSchedule ||= why !== undefined;
   }
-  if (problems.length) {
-    throw new ConfigError(problems.join("\n"), {
-      hint: 'use 5 fields "minute hour day-of-month month day-of-week" (e.g. "0 */6 * * *"), or 6 with seconds first',
-    });
-  }
+  if (badSchedule)
+    hints.push('schedule: use 5 fields "minute hour day-of-month month day-of-week" (e.g. "0 */6 * * *"), or 6 with seconds first');
+  if (problems.length) throw new ConfigError(problems.join("\n"), { hint: hints.join("; ") });
 }

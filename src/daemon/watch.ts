@@ -95,9 +95,11 @@ export class StatusWatch {
     for (const row of report.rows) {
       const key = `${row.job}\u0000${row.target}`;
       const before = this.#known.get(key);
-      // A job with no snapshot at all is "never", and its failed backups are announced as such; calling it unproven
-      // too would only add noise.
-      const now: Flags = { stale: !!row.problems.stale, unproven: !!row.problems.unproven && !row.problems.never, ok: row.status === "ok" };
+      // Unproven means "has snapshots, but no drill proves them" (docs/DAEMON.md). Without a known snapshot there is
+      // nothing to prove: the job is "never" (its failed backups are announced) or the target could not be read (the
+      // report calls it failing), and "no drill declared" would send the reader looking in the wrong place.
+      const unproven = !!row.problems.unproven && row.newest !== undefined;
+      const now: Flags = { stale: !!row.problems.stale, unproven, ok: row.status === "ok" };
       this.#known.set(key, now);
       const entry = byJob.get(row.job) ?? { stale: [], unproven: [], ok: [] };
       byJob.set(row.job, entry);

@@ -108,13 +108,19 @@ describe("prune through the CLI, in two phases", () => {
     const r = await prune(2);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('using target "offsite" as pruner (credentials: roles.pruner)');
-    expect(r.stdout).toMatch(new RegExp(`${ids[2]}  mark`));
+    // The reason says why and what happens next, not a bare "mark".
+    expect(r.stdout).toContain(
+      `${ids[2]}  mark    mark: kept by no rule (keepLast 1) and older than minAge 1h; deleted after graceDays 7 unless undeleted`,
+    );
     expect(r.stdout).toMatch(/marked 2, deleted 0, unmarked 0/);
     expect(await keys(`${job}/tombstones/`)).toEqual([`${job}/tombstones/${ids[0]}.json`, `${job}/tombstones/${ids[2]}.json`]);
-    // The report shows the pending deletions, read from the target alone.
+    // The report shows the pending deletions, read from the target alone, and says which credential read them.
     const report = await cli(["--json", "report"]);
-    const rows = (report.json as { rows: { pendingDeletions: { snapshotId: string }[] }[] }).rows;
-    expect(rows[0]?.pendingDeletions.map((p) => p.snapshotId)).toEqual([ids[0], ids[2]]);
+    const out = report.json as { rows: { pendingDeletions: { snapshotId: string }[] }[]; role: string; credentials: object };
+    expect(out.rows[0]?.pendingDeletions.map((p) => p.snapshotId)).toEqual([ids[0], ids[2]]);
+    expect(out).toMatchObject({ role: "reader", credentials: { offsite: "roles.reader" } });
+    const text = await cli(["report"]);
+    expect(text.stderr).toContain('using target "offsite" as reader (credentials: roles.reader)');
   });
 
   it("within the grace period the marks wait", async () => {
@@ -151,7 +157,24 @@ describe("prune through the CLI, in two phases", () => {
     expect((list.json as { snapshots: { snapshotId: string }[] }).snapshots.map((s) => s.snapshotId)).toEqual([ids[3], ids[2], ids[1]]);
     const gone = await cli(["undelete", job, ids[0] as string]);
     expect(gone.status).toBe(1);
-    expect(gone.stdout).toMatch(/already deleted: too late to undelete/);
+    expect(gone.stdout).toMatch(/no such snapshot here \(never taken, or already deleted by a prune: too late to undelete\)/);
+    expect(gone.stderr).toContain(`error: no snapshot ${ids[0]} of job ${job} on target offsite`);
+  });
+
+  it("a snapshot id without the id format is a usage error (exit 2) naming the format, before any target is touched", async () => {
+    for (const args of [
+      ["undelete", job, "bogus-id"],
+      ["undelete", job, "../../../x", "--target", "offsite"],
+      ["verify", job, "--snapshot", "../x"],
+    ]) {
+      const r = await cli(args);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/is not a snapshot id \(format YYYYMMDDTHHMMSSZ-xxxx, e\.g\. 20261124T215300Z-3fa9\)/);
+      expect(r.stderr).not.toMatch(/invalid key|bug in the caller|target "offsite": target/);
+    }
+    const never = await cli(["--json", "undelete", job, "20200101T000000Z-0000"]);
+    expect(never.status).toBe(1);
+    expect(never.stderr).toContain(`error: no snapshot 20200101T000000Z-0000 of job ${job} on target offsite`);
   });
 
   it("the newest proven snapshot survives any later prune", async () => {

@@ -268,9 +268,19 @@ describe("validateSchedules", () => {
     expect(() => validateSchedules(loaded(expr), cron)).toThrowError(/\/p\/jobs\/a\.ts: schedule: ".*" is not a valid cron expression/);
   });
 
-  it("rejects an unknown time zone naming daemon.timezone", () => {
+  it("rejects an unknown time zone naming daemon.timezone, with a time zone hint (not the cron one)", () => {
     expect(() => validateSchedules(loaded("0 * * * *", "Mars/Olympus"), cron)).toThrowError(
       /backup\.config\.ts: daemon\.timezone: "Mars\/Olympus"/,
     );
+    const hintOf = (schedule: string) => {
+      try {
+        validateSchedules(loaded(schedule, "Mars/Olympus"), cron);
+      } catch (e) {
+        return (e as ConfigError).hint;
+      }
+    };
+    expect(hintOf("0 * * * *")).toMatch(/^daemon\.timezone: use an IANA time zone name such as "UTC", "Europe\/Berlin"/);
+    expect(hintOf("0 * * * *")).not.toMatch(/5 fields/);
+    expect(hintOf("61 * * * *")).toMatch(/IANA time zone.*; schedule: use 5 fields/);
   });
 });

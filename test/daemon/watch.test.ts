@@ -61,4 +61,46 @@ describe("StatusWatch", () => {
     await watch.check();
     expect(sent.map((n) => n.event)).toEqual(["job.stale", "job.ok"]);
   });
+
+  it("a target that cannot be read is failing, as in the report, and never announced as unproven (no drill declared)", async () => {
+    const loaded = {
+      file: "/p/backup.config.ts",
+      config: { targets: {} },
+      jobs: new Map([["files", { name: "files", targets: ["shm"], file: "/p/jobs/files.ts" }]]),
+      drills: new Map(),
+    } as unknown as LoadedConfig;
+    const clock = new ManualClock(NOW.getTime());
+    const sent: Notification[] = [];
+    const fetchFake = (async (_url: string, init: RequestInit) => {
+      sent.push(JSON.parse(String(init.body)) as Notification);
+      return new Response("ok");
+    }) as typeof fetch;
+    const { log } = memoryLogger();
+    let readable = false;
+    const target = new MemoryTarget("shm");
+    const watch = new StatusWatch({
+      loaded,
+      clock,
+      log,
+      metrics: new DaemonMetrics(),
+      notifier: new Notifier({ webhooks: ["http://hooks.invalid/x"], log, clock, fetch: fetchFake }),
+      intervalMs: 5 * 60_000,
+      makeTarget: () => {
+        if (!readable) throw new Error("ENOENT: no such file or directory, scandir '/mnt/missing'");
+        return target;
+      },
+    });
+
+    const first = await watch.check();
+    expect(first?.rows[0]?.status).toBe("failing");
+    expect(first?.rows[0]?.reasons[0]).toMatch(/cannot read target "shm"/);
+    expect(sent).toEqual([]);
+
+    // Once there are snapshots, no drill proves them: that is news, and announced.
+    readable = true;
+    const m = manifest("files", "shm", 1);
+    await putBuffer(target, `files/snapshots/${m.snapshotId}/manifest.json`, JSON.stringify(m));
+    expect((await watch.check())?.rows[0]?.status).toBe("unproven");
+    expect(sent.map((n) => [n.event, n.reasons])).toEqual([["job.unproven", ['shm: no drill declared for job "files"']]]);
+  });
 });
