@@ -38,7 +38,10 @@ export class FanOut extends Writable {
     const waits: Promise<void>[] = [];
     for (const i of this.#alive) {
       const b = this.branches[i] as PassThrough;
-      if (!b.write(chunk)) {
+      // Destroyed by its consumer (a put that failed), whose detach() follows only once its clean-up settled: its
+      // close event is already past, so waiting for it would hang every other target.
+      if (b.destroyed) continue;
+      if (!b.write(chunk) && !b.destroyed) {
         waits.push(
           new Promise((resolve) => {
             const done = () => {
