@@ -10,6 +10,12 @@ import type { Destination } from "./kind.ts";
 export async function statToInspect(path: string): Promise<Stats | undefined> {
   return stat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;
+    if (err.code === "ENOTDIR") {
+      throw new LifeboatError(code.usage, `${path}: a folder on the way is a file`, {
+        cause: err,
+        hint: "give a path whose every folder is a directory (or does not exist yet)",
+      });
+    }
     throw new LifeboatError(code.failed, `inspect ${path}: ${messageOf(err)}`, { cause: err });
   });
 }

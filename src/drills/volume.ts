@@ -2,7 +2,7 @@ import { chmod, lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Drill } from "../config/schema.ts";
-import { abortedError, code, LifeboatError, wrap } from "../errors.ts";
+import { abortedError, code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import { type ExtractResult, extractTar } from "../safety/extract.ts";
 import type { Inventory } from "../sources/source.ts";
 import type { ArtifactInput, CheckResult, DrillKind, Scratch, ScratchContext } from "./kind.ts";
@@ -28,7 +28,13 @@ export interface RestoreVolumeOptions {
  * IntegrityError for a damaged archive, code ABORTED on abort.
  */
 export async function restoreVolume(opts: RestoreVolumeOptions): Promise<ExtractResult> {
-  await mkdir(opts.dir, { recursive: true });
+  try {
+    await makeRestoreDir(opts.dir);
+  } catch (err) {
+    // Nobody else reads the input: left open, its decompressor would keep the process alive for good.
+    opts.input.destroy();
+    throw err;
+  }
   return extractTar({ input: opts.input, dir: opts.dir, signal: opts.signal, outsideSymlinks: "keep" });
 }
 
@@ -115,3 +121,16 @@ export const volumeDrillKind: DrillKind = {
     return new VolumeScratch(dir);
   },
 };
+
+/** Creates the directory a volume is restored into (and its parents), naming it and the fix when it cannot. */
+export async function makeRestoreDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new LifeboatError(code.failed, `restore into ${dir}: cannot create the directory (${e.code ?? messageOf(err)})`, {
+      cause: err,
+      hint: "restore into a directory on a writable file system whose parent lifeboat may write, or create it first",
+    });
+  }
+}

@@ -81,6 +81,21 @@ describe("volume job through the CLI", () => {
     expect(readFileSync(join(busy, "readme.txt"), "utf8")).toBe("mine\n");
   });
 
+  it("says so and exits when the destination directory cannot be created", async () => {
+    // Its parent is a symlink to nowhere: stat finds nothing there, but mkdir cannot make it.
+    symlinkSync("/nonexistent/lifeboat", join(work, "dangling"));
+    const started = Date.now();
+    const r = await cli("restore", "uploads", "--to", join(work, "dangling", "sub"));
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/restore into .*dangling\/sub: cannot create the directory \(ENOTDIR\)/);
+    expect(r.stderr).toMatch(/hint: /);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    writeFileSync(join(work, "afile"), "x");
+    const under = await cli("restore", "uploads", "--to", join(work, "afile", "sub"));
+    expect(under.status, under.stderr).toBe(2);
+    expect(under.stderr).toMatch(/afile\/sub: a folder on the way is a file/);
+  });
+
   it("removes the scratch directory when the drill is interrupted with SIGTERM", async () => {
     const b = await cli("backup", "bulk");
     expect(b.status, b.stderr).toBe(0);
