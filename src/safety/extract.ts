@@ -96,6 +96,7 @@ export async function extractTar(opts: ExtractOptions): Promise<ExtractResult> {
   const failed = new Promise<never>((_, reject) => {
     fail = (err) => {
       if (failure === undefined) failure = err ?? new Error("extraction failed");
+      ex.stop(failure);
       // An entry waiting for bytes that will never come (input gone, abort) would hold the chain forever.
       current?.destroy();
       reject(failure);
@@ -168,6 +169,9 @@ class Extractor {
   // Directories known to be real directories under root (created or lstat'ed): nothing is written through others.
   readonly #dirs = new Set<string>();
   readonly #dirMeta: DirMeta[] = [];
+  /** Rejects once the extraction failed or was aborted: an entry's stream, once destroyed, never ends its read loop. */
+  readonly #stopped: Promise<never>;
+  #stop!: (err: unknown) => void;
   readonly #links: Deferred[] = [];
   // Background writes by path, so a later entry at the same path (or a hard link to it) waits for the earlier one.
   readonly #inflight = new Map<string, Promise<void>>();
@@ -180,6 +184,15 @@ class Extractor {
     this.outsideSymlinks = outsideSymlinks;
     this.preserveOwner = preserveOwner;
     this.#dirs.add(root);
+    this.#stopped = new Promise<never>((_, reject) => {
+      this.#stop = reject;
+    });
+    this.#stopped.catch(() => {});
+  }
+
+  /** Ends every read of an entry's content still waiting, with err. */
+  stop(err: unknown): void {
+    this.#stop(err);
   }
 
   async entry(e: ReadEntry): Promise<void> {
@@ -252,7 +265,16 @@ class Extractor {
       fh = await open(full, CREATE_FLAGS, 0o600);
     }
     try {
-      for await (const chunk of content) {
+      const source: AsyncIterable<Buffer> = Array.isArray(content)
+        ? (async function* () {
+            yield* content;
+          })()
+        : content;
+      const chunks = source[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await Promise.race([chunks.next(), this.#stopped]);
+        if (next.done) break;
+        const chunk = next.value;
         let off = 0;
         while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
         this.result.bytes += chunk.length;

@@ -185,6 +185,23 @@ describe("extractTar", () => {
     await expect(pending).rejects.toMatchObject({ code: code.aborted });
   });
 
+  it("stops with ABORTED when aborted in the middle of a large file's content", async () => {
+    for (let round = 0; round < 5; round++) {
+      const ac = new AbortController();
+      const big = file("big", Buffer.alloc(32 * 1024 * 1024, 1));
+      // The whole entry but not the end of the archive, in many chunks, as a download delivers it.
+      const input = Readable.from(
+        (function* () {
+          for (let i = 0; i < big.length; i += 64 * 1024) yield big.subarray(i, i + 64 * 1024);
+        })(),
+      );
+      const pending = extractTar({ input, dir: temp(), signal: ac.signal });
+      setTimeout(() => ac.abort(new Error("interrupted by SIGINT")), 5 + round * 7);
+      const hang = new Promise((_, reject) => setTimeout(() => reject(new Error("extractTar never settled")), 10_000));
+      await expect(Promise.race([pending, hang])).rejects.toMatchObject({ code: code.aborted });
+    }
+  });
+
   it("reads archives made by the stock tar, hard links included", async () => {
     if (spawnSync("tar", ["--version"]).status !== 0) return;
     const src = temp();
