@@ -110,15 +110,29 @@ export const postgresDrillKind: DrillKind & RestoreKind = {
   },
 };
 
+const USER_SCHEMA = `n.nspname not in ('pg_catalog','information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'`;
+const notFromExtension = (catalog: string, oid: string) =>
+  `not exists (select 1 from pg_depend d where d.classid = '${catalog}'::regclass and d.objid = ${oid} and d.deptype = 'e')`;
+const OTHER_OBJECTS = `select (
+    (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where ${USER_SCHEMA} and c.relkind in ('v','m','S','f','p','c') and ${notFromExtension("pg_class", "c.oid")})
+  + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where ${USER_SCHEMA} and ${notFromExtension("pg_proc", "p.oid")})
+  + (select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace
+      where ${USER_SCHEMA} and t.typtype in ('e','d','r','m') and ${notFromExtension("pg_type", "t.oid")})
+  + (select count(*) from pg_namespace n
+      where ${USER_SCHEMA} and n.nspname <> 'public' and ${notFromExtension("pg_namespace", "n.oid")})
+  + (select count(*) from pg_largeobject_metadata)
+  )::int as n`;
+
 /** Tables and rows of a database's user relations, for the overwrite warning; undefined if the database is missing. */
 async function describeDatabase(url: string): Promise<{ tables: Record<string, number>; other: number } | undefined> {
   try {
     return await withClient(url, async (c) => {
       const tables = await countTables(c);
-      // Views, sequences, functions and types count as "not empty" too: a restore would collide with them.
-      const r = await c.query(`select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname not in ('pg_catalog','information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
-          and c.relkind in ('v','m','S','f','p')`);
+      // Views, sequences, functions, types, schemas and large objects count as "not empty" too: a restore would
+      // collide with them or replace them. Objects an extension owns come with it and are not counted.
+      const r = await c.query(OTHER_OBJECTS);
       return { tables, other: (r.rows[0] as { n: number }).n };
     });
   } catch (err) {
@@ -130,6 +144,13 @@ async function describeDatabase(url: string): Promise<{ tables: Record<string, n
 /** Opens a PostgreSQL database as a restore destination; a missing database is created on the same server. */
 export async function openPostgresDestination(to: string): Promise<Destination> {
   const p = parsePostgresUrl(to);
+  // Without one, the connection's default (the user's name, often the shared "postgres" database) would receive
+  // the whole snapshot.
+  if (new URL(to).pathname.length <= 1) {
+    throw new LifeboatError(code.usage, `restore: --to ${stripPassword(to)} names no database`, {
+      hint: "give the database to restore into: postgres://user@host:5432/<database> (a new name is created)",
+    });
+  }
   const display = `${p.database} on ${stripPassword(withDatabase(to, p.database))}`;
   let exists = true;
   return {

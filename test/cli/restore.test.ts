@@ -113,6 +113,33 @@ describe("lifeboat restore (postgres)", () => {
     }
   });
 
+  it("counts functions, types, schemas and large objects as data in the way", async () => {
+    for (const sql of [
+      "create function keepme() returns int language sql as $$select 1$$",
+      "create type mood as enum ('ok')",
+      "create schema audit",
+      "select lo_from_bytea(0, 'precious')",
+    ]) {
+      const busy = await createTestDatabase();
+      try {
+        const c = await busy.client();
+        await c.query(sql);
+        await c.end();
+        const r = await cli("restore", "app", "--to", busy.url);
+        expect(r.status, `${sql}: ${r.stderr}`).toBe(3);
+        expect(r.stderr).toMatch(/refusing to overwrite/);
+      } finally {
+        await busy.drop();
+      }
+    }
+  });
+
+  it("refuses a URL that names no database (it would restore into the server's default one)", async () => {
+    const r = await cli("restore", "app", "--to", adminUrl.replace(/\/[^/]*$/, "/"));
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/names no database/);
+  });
+
   it("at a terminal, a wrong name refuses and the right name restores", async () => {
     const busy = await createTestDatabase();
     try {
