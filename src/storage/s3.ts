@@ -107,6 +107,7 @@ export function keyPrefix(prefix: string): string {
 
 /** The commands that carry object data, whose bodies SigV4 would hash. */
 const BODY_COMMANDS = new Set(["PutObjectCommand", "UploadPartCommand"]);
+const NO_ETAG = "the server answered without an ETag, so nothing was stored: is the endpoint an S3-compatible server?";
 
 /**
  * Whether request bodies to this endpoint are covered by the SigV4 signature: only over plain HTTP to a host other
@@ -449,14 +450,20 @@ export class S3Target implements Target {
         if (failure) throw failure.error;
       }
       if (uploadId === undefined) {
-        await client.send(new PutObjectCommand({ ...params, Body: part ? part.subarray(0, fill) : Buffer.alloc(0) }));
+        const r = await client.send(new PutObjectCommand({ ...params, Body: part ? part.subarray(0, fill) : Buffer.alloc(0) }));
+        // Every S3 server answers a stored object with its ETag; a 200 without one came from something else (a web
+        // server or proxy at the endpoint's address) and stored nothing.
+        if (!r.ETag) throw new Error(NO_ETAG);
         return;
       }
       if (part) await flush(part);
       await Promise.all(inFlight);
       if (failure) throw failure.error;
       parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-      await client.send(new CompleteMultipartUploadCommand({ ...params, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      const done = await client.send(
+        new CompleteMultipartUploadCommand({ ...params, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      );
+      if (!done.ETag) throw new Error(NO_ETAG);
     } catch (err) {
       cancel.abort();
       await Promise.allSettled(inFlight);
@@ -517,6 +524,19 @@ export class S3Target implements Target {
     }
     if (name === "AbortError") {
       return new LifeboatError(code.aborted, `${at}: ${operation} aborted`, { cause: err });
+    }
+    const status = e.$metadata?.httpStatusCode;
+    const notS3 = name === "UnknownError" || name === "" || /Deserialization error|XML parse error/.test(detail);
+    if (status !== undefined && notS3) {
+      // No S3 document came back: whatever answered is not speaking S3 (a web server, a proxy, a wrong path).
+      return new LifeboatError(
+        code.storage,
+        `${at}: ${operation}: HTTP ${status} from ${endpoint ? shown(endpoint) : `AWS S3 (${region})`}, not an S3 answer`,
+        {
+          cause: err,
+          hint: "check that the endpoint is the S3 API's address (not a web console or proxy page), and the bucket name",
+        },
+      );
     }
     return new LifeboatError(code.storage, `${at}: ${operation}: ${detail}`, { cause: err });
   }

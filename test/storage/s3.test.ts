@@ -102,6 +102,42 @@ describe("S3Target", () => {
     refuser.close();
   });
 
+  it("fails a put that a non-S3 server answered with 200 and no ETag", async () => {
+    // A web server or proxy at the endpoint's address that answers everything with a page.
+    const page = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "text/html" });
+        res.end("<html><body>welcome</body></html>");
+      });
+    });
+    await new Promise<void>((resolve) => page.listen(0, "127.0.0.1", resolve));
+    const { port } = page.address() as AddressInfo;
+    const target = new S3Target("offsite", { ...server.config(), endpoint: `http://127.0.0.1:${port}` });
+    const err = (await putBuffer(target, "job/manifest.json", "{}").catch((e: unknown) => e)) as LifeboatError;
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect(err.message).toMatch(/^target "offsite": .*without an ETag, so nothing was stored/);
+    await target.close();
+    page.close();
+  });
+
+  it("names the HTTP status and the endpoint when a non-S3 server answers", async () => {
+    const page = createServer((req, res) => {
+      req.resume();
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found");
+    });
+    await new Promise<void>((resolve) => page.listen(0, "127.0.0.1", resolve));
+    const { port } = page.address() as AddressInfo;
+    const target = new S3Target("offsite", { ...server.config(), endpoint: `http://127.0.0.1:${port}` });
+    const err = (await listAll(target, "job/").catch((e: unknown) => e)) as LifeboatError;
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect(err.message).toMatch(new RegExp(`HTTP 404 from http://127\\.0\\.0\\.1:${port}, not an S3 answer`));
+    expect(err.hint).toMatch(/S3 API's address/);
+    await target.close();
+    page.close();
+  });
+
   it("stores keys under the normalized prefix and lists them without it", async () => {
     const p = prefix();
     const target = new S3Target("offsite", server.config(`/${p}/nested/`));
