@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { makeKey } from "../../test/helpers/age.ts";
+import type { Manifest } from "../catalog/manifest.ts";
 import { listSnapshots } from "../catalog/snapshots.ts";
 import { configSchema, jobSchema } from "../config/schema.ts";
 import { abortedError, code, LifeboatError } from "../errors.ts";
@@ -11,6 +12,7 @@ import { getBuffer, type PutOptions, type StoredObject } from "../storage/target
 import { createDecryptStream } from "./age.ts";
 import { runBackup } from "./backup.ts";
 import { createDecompressStream } from "./compress.ts";
+import { verifySnapshot } from "./restore.ts";
 
 const key = await makeKey();
 const config = configSchema.parse({
@@ -110,6 +112,22 @@ describe("runBackup", () => {
       { target: "b", ok: false, error: expect.stringMatching(/disk full/) },
     ]);
     expect((await listSnapshots(a, "app")).complete).toHaveLength(1);
+  });
+
+  it("verify reports the inventory's plaintext size in bytes, not characters", async () => {
+    const a = new MemoryTarget("a");
+    const source = fakeSource([randomBytes(1000)]);
+    const inventory = { kind: "fake", counts: "exact" as const, tables: { ünïcødé: 3 } };
+    const withNames: Source = { kind: "fake", dump: async (s) => ({ ...(await source.dump(s)), inventory: Promise.resolve(inventory) }) };
+    await runBackup({ job: { ...job, targets: ["a"] }, config, source: withNames, targets: [a] });
+    const [manifest] = (await listSnapshots(a, "app")).complete;
+    const check = await verifySnapshot(a, manifest as Manifest, [key.identity]);
+    expect(check.objects.at(-1)).toMatchObject({
+      name: "inventory.json.age",
+      ok: true,
+      bytes: Buffer.byteLength(JSON.stringify(inventory)),
+    });
+    expect(Buffer.byteLength(JSON.stringify(inventory))).toBeGreaterThan(JSON.stringify(inventory).length);
   });
 
   it("when the only target fails, rejects with that target's error and hint, not the dump it had to stop", async () => {

@@ -173,7 +173,7 @@ export async function verifySnapshot(
   }
   try {
     const inv = await readInventory(target, manifest, identities);
-    objects.push({ name: manifest.inventory.name, ok: true, bytes: JSON.stringify(inv).length });
+    objects.push({ name: manifest.inventory.name, ok: true, bytes: Buffer.byteLength(JSON.stringify(inv)) });
   } catch (err) {
     if (err instanceof LifeboatError && err.code === code.crypto) throw err;
     objects.push({ name: manifest.inventory.name, ok: false, bytes: 0, error: messageOf(err) });
