@@ -20,6 +20,12 @@ export function loadIdentities(file: string): string[] {
   let text: string;
   try {
     const st = statSync(file);
+    // Before the mode check: /dev/null or a folder is the wrong path, not a file to chmod.
+    if (!st.isFile()) {
+      throw new LifeboatError(code.usage, `identity file ${file} is not a regular file`, {
+        hint: "pass the file written by `lifeboat keygen --out` (or age-keygen) with --identity or LIFEBOAT_IDENTITY_FILE",
+      });
+    }
     if ((st.mode & 0o077) !== 0) {
       throw new RefusedError(`identity file ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)})`, {
         hint: `run: chmod 600 ${file}`,

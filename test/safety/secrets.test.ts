@@ -1,4 +1,5 @@
 import { chmodSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.ts";
@@ -160,5 +161,12 @@ export default defineConfig({ encryption: { recipients: ["${key.identity}"] }, t
     expect(r.stdout + r.stderr).not.toContain(k.identity);
     chmodSync(loose, 0o600);
     expect(loadIdentities(loose)).toEqual([k.identity]);
+  });
+
+  it("an identity path that is not a regular file is a usage error, not a chmod hint", () => {
+    for (const path of ["/dev/null", tmpdir()]) {
+      expect(() => loadIdentities(path)).toThrow(/is not a regular file/);
+      expect(() => loadIdentities(path)).toThrow(expect.objectContaining({ code: "USAGE" }));
+    }
   });
 });
