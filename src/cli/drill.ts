@@ -65,14 +65,21 @@ export const drillCommand = (): Command =>
     });
 
 function render({ record: r, recordError }: { record: DrillRecord; recordError?: string }): string {
+  const timings = `fetch ${duration(r.timings.fetchMs)}, restore ${duration(r.timings.restoreMs)}, checks ${duration(r.timings.checksMs)}; RTO ${duration(r.rtoMs)}`;
   const lines = [
     `drill ${r.drill}: ${r.verdict === "pass" ? "PASS" : "FAIL"} — job ${r.job}, snapshot ${r.snapshotId} from ${r.target}`,
-    `  restored into ${r.scratch.location} (dropped); fetch ${duration(r.timings.fetchMs)}, restore ${duration(r.timings.restoreMs)}, checks ${duration(r.timings.checksMs)}; RTO ${duration(r.rtoMs)}`,
+    // Checks run only on a finished restore; without any, an error stopped the drill before or during it.
+    r.scratch.location === "(not created)"
+      ? "  nothing was restored: the drill stopped before it created a scratch place"
+      : r.checks.length > 0 || !r.error
+        ? `  restored into ${r.scratch.location} (dropped); ${timings}`
+        : `  the restore into ${r.scratch.location} did not finish (scratch dropped); ${timings}`,
   ];
   if (r.error) lines.push(`  error: ${r.error}`);
   for (const c of r.checks) {
     const exp = c.expected !== undefined ? ` expected ${JSON.stringify(c.expected)}` : "";
-    const act = c.actual !== undefined ? ` found ${JSON.stringify(c.actual)}` : "";
+    // The mismatch lines below list what a long result holds; the headline only says how much.
+    const act = c.actual === undefined ? "" : ` found ${shortJson(c.actual, c.mismatches?.length ? 60 : 200)}`;
     lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.kind}: ${c.name}${c.ok ? "" : `${exp}${act}`}${c.detail ? ` — ${c.detail}` : ""}`);
     for (const m of (c.mismatches ?? []).slice(0, 20))
       lines.push(`       ${m.item}: expected ${JSON.stringify(m.expected)}, found ${JSON.stringify(m.actual)}`);
@@ -80,4 +87,10 @@ function render({ record: r, recordError }: { record: DrillRecord; recordError?:
   }
   lines.push(recordError ? `  WARNING: ${recordError}` : `  evidence: ${r.job}/drills/${r.runId}.json on ${r.target}`);
   return lines.join("\n");
+}
+
+function shortJson(value: unknown, max: number): string {
+  const text = JSON.stringify(value);
+  if (text.length <= max) return text;
+  return Array.isArray(value) ? `${value.length} items` : `${text.slice(0, max)}…`;
 }

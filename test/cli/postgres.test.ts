@@ -149,6 +149,9 @@ describe("backup, snapshots, drill and verify through the CLI", () => {
     const d = await cli("drill", "shop", "--snapshot", newest);
     expect(d.status).toBe(1);
     expect(d.stdout).toContain("db.pgdump.zst.age");
+    // It says the restore broke off, not that something was restored.
+    expect(d.stdout).toMatch(/the restore into .* did not finish \(scratch dropped\)/);
+    expect(d.stdout).not.toMatch(/restored into/);
     expect(await scratchDatabases()).toEqual([]);
   });
 
