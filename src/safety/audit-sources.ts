@@ -1,10 +1,10 @@
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
-import { connect } from "node:net";
+import { access, open, stat } from "node:fs/promises";
 import type { LoadedJob } from "../config/load.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
+import { closeQuietly, connectMysql, parseMysqlUrl, serverOf } from "../sources/mysql-connect.ts";
 import { connectPostgres, parsePostgresUrl } from "../sources/postgres.ts";
 
 /** What doctor found out about one job's source. */
@@ -30,8 +30,8 @@ export function sourceSecrets(source: SourceConfig): string[] {
 
 /**
  * Checks that a job's source can be reached, cheaply and without changing anything: PostgreSQL connects and runs
- * `select 1`; MySQL opens a TCP connection to the server (credentials are checked by the first backup); SQLite and
- * volumes check that the file or directory is there and readable. Never rejects: failures are in the result.
+ * `select 1`; MySQL logs in and checks that the job's databases exist; SQLite checks the file is there, readable
+ * and a SQLite database; volumes that the directory is there and readable. Never rejects: failures are in the result.
  */
 export async function checkSource(job: LoadedJob): Promise<SourceCheck> {
   const source = job.source;
@@ -62,20 +62,31 @@ async function probe(source: SourceConfig): Promise<string | undefined> {
       return `connected to ${p.host}:${p.port}/${p.database} as ${p.user}, select 1 ok`;
     }
     case "mysql": {
-      const u = new URL(source.url);
-      if (u.searchParams.has("socket")) return undefined;
-      const host = u.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
-      const port = Number(u.port || 3306);
-      await tcpConnect(host, port, 10_000).catch((err: unknown) => {
-        throw new Error(`mysql ${stripPassword(source.url)}: cannot reach ${host}:${port}: ${messageOf(err)}`, { cause: err });
+      const p = parseMysqlUrl(source.url);
+      // Logging in and naming each database catches a wrong password or database name before the first backup.
+      const conn = await connectMysql(p, null).catch((err: unknown) => {
+        throw new Error(`mysql ${stripPassword(source.url)}: ${messageOf(err)}`, { cause: err });
       });
-      return `TCP connection to ${host}:${port} ok (credentials are checked by the first backup)`;
+      try {
+        const wanted = source.databases ?? (p.database ? [p.database] : []);
+        const [rows] = await conn.query({ sql: "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA", rowsAsArray: true });
+        const found = new Set((rows as [string][]).map(([n]) => n));
+        const missing = wanted.filter((d) => !found.has(d));
+        if (missing.length)
+          throw new Error(`database(s) ${missing.join(", ")} do not exist on ${serverOf(p)} (or ${p.user} cannot see them)`);
+        return `logged in to ${serverOf(p)} as ${p.user}${wanted.length ? `; ${wanted.join(", ")} found` : ""}`;
+      } finally {
+        closeQuietly(conn);
+      }
     }
     case "sqlite": {
       const s = await stat(source.path);
       if (!s.isFile()) throw new Error(`${source.path} is not a file`);
       await access(source.path, constants.R_OK);
-      return `${source.path} exists and is readable`;
+      if (s.size > 0 && !(await hasSqliteHeader(source.path))) {
+        throw new Error(`${source.path} is not a SQLite database (its first bytes are not "SQLite format 3")`);
+      }
+      return `${source.path} exists, is readable and is a SQLite database`;
     }
     case "volume": {
       const s = await stat(source.path);
@@ -90,14 +101,15 @@ async function probe(source: SourceConfig): Promise<string | undefined> {
   }
 }
 
-function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    socket.once("connect", () => {
-      socket.end();
-      resolve();
-    });
-    socket.once("error", reject);
-  });
+async function hasSqliteHeader(path: string): Promise<boolean> {
+  const fh = await open(path, "r");
+  try {
+    const head = Buffer.alloc(16);
+    await fh.read(head, 0, 16, 0);
+    return head.equals(SQLITE_HEADER);
+  } finally {
+    await fh.close();
+  }
 }
+
+const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
