@@ -205,6 +205,13 @@ function connectError(url: string, p: PgParams, err: unknown): LifeboatError {
       hint: "check the database name in the URL",
     });
   }
+  if (/error establishing an SSL connection|unexpected .* message from backend|Received unexpected/i.test(raw)) {
+    // What answered does not speak PostgreSQL's protocol: another server on that port.
+    return new LifeboatError(code.source, `postgres ${where}: the server at ${p.host}:${p.port} does not answer as PostgreSQL: ${why}`, {
+      cause: err,
+      hint: `check the port in the URL (PostgreSQL listens on 5432 by default; ${p.port === 3306 ? "3306 is MySQL's" : "is another service there?"})`,
+    });
+  }
   return new LifeboatError(code.source, `postgres ${where}: connect: ${why}`, { cause: err });
 }
 

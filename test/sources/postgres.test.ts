@@ -183,6 +183,17 @@ describe("PostgresSource", () => {
     expect(auth.message).not.toMatch(/s3cret|Sup3r/);
   });
 
+  it("says so when what answers on the port is not PostgreSQL (MariaDB's port here)", async () => {
+    for (const query of ["", "?sslmode=disable"]) {
+      const err = await source(`postgres://postgres@127.0.0.1:3306/x${query}`)
+        .dump(new AbortController().signal)
+        .catch((e) => e);
+      expect(err).toMatchObject({ code: "SOURCE" });
+      expect(err.message).toMatch(/the server at 127\.0\.0\.1:3306 does not answer as PostgreSQL/);
+      expect(err.hint).toMatch(/3306 is MySQL's/);
+    }
+  });
+
   it("fails done and the stream with pg_dump's message when pg_dump exits non-zero", async () => {
     const s = source(withPassword(db.url), ["--strict-names", "--table=does_not_exist_xyz"]);
     const dump = await s.dump(new AbortController().signal);
