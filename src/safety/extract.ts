@@ -9,6 +9,7 @@ import {
   lutimes,
   mkdir,
   open,
+  opendir,
   readlink,
   realpath,
   symlink,
@@ -73,7 +74,9 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
  * other special entries, paths that pass through a symlink or a file, and (unless outsideSymlinks is "keep")
  * symlinks that resolve outside. Symlinks are created last, so no later entry can be written through one. Modes,
  * mtimes and (as root) owners are restored; directories get theirs at the end, so a read-only directory can still
- * be filled. Existing files at an entry's path are replaced; an existing directory is never replaced.
+ * be filled. Existing files at an entry's path are replaced; an existing directory is never replaced, and nothing is
+ * written through an existing symlink: an entry such a thing is in the way of is refused, naming it as the
+ * destination's (when `dir` held anything at the start) rather than as the archive's doing.
  * Rejects with IntegrityError for a damaged or truncated archive, with code ABORTED on abort, and with the input
  * stream's own error if reading failed. A refused or failed extraction leaves what it wrote so far: callers drop it.
  */
@@ -82,13 +85,20 @@ export async function extractTar(opts: ExtractOptions): Promise<ExtractResult> {
   const aborted = () => abortedError(`extract into ${opts.dir}`, signal);
   if (signal?.aborted) throw aborted();
   let root: string;
+  let held: boolean;
   try {
     root = await realpath(opts.dir);
     if (!(await lstat(root)).isDirectory()) throw new Error("not a directory");
+    held = await holdsAnything(root);
   } catch (err) {
     throw wrap(`extract into ${opts.dir}`, err);
   }
-  const ex = new Extractor(root, opts.outsideSymlinks ?? "refuse", opts.preserveOwner ?? process.getuid?.() === 0);
+  // The abort listener is not attached yet: an abort during the awaits above would be missed, and the read hang.
+  if (signal?.aborted) {
+    input.destroy();
+    throw aborted();
+  }
+  const ex = new Extractor(root, opts.outsideSymlinks ?? "refuse", opts.preserveOwner ?? process.getuid?.() === 0, held);
   const parser = new Parser({ strict: true });
   let failure: unknown;
   let current: ReadEntry | undefined;
@@ -169,9 +179,13 @@ class Extractor {
   // Directories known to be real directories under root (created or lstat'ed): nothing is written through others.
   readonly #dirs = new Set<string>();
   readonly #dirMeta: DirMeta[] = [];
-  /** Rejects once the extraction failed or was aborted: an entry's stream, once destroyed, never ends its read loop. */
-  readonly #stopped: Promise<never>;
-  #stop!: (err: unknown) => void;
+  /**
+   * Why the extraction stopped (failed or aborted), once it did, and the reads of an entry's content waiting on it: an
+   * entry's stream, once destroyed, never settles a pending read, so stop() rejects them. One waiter per read, removed
+   * when it settles: racing every read against one long-lived promise kept every chunk reachable from it.
+   */
+  #stoppedWith: { err: unknown } | undefined;
+  readonly #waiting = new Set<(err: unknown) => void>();
   readonly #links: Deferred[] = [];
   // Background writes by path, so a later entry at the same path (or a hard link to it) waits for the earlier one.
   readonly #inflight = new Map<string, Promise<void>>();
@@ -179,20 +193,41 @@ class Extractor {
   readonly root: string;
   readonly outsideSymlinks: "refuse" | "keep";
   readonly preserveOwner: boolean;
-  constructor(root: string, outsideSymlinks: "refuse" | "keep", preserveOwner: boolean) {
+  /** Whether root held entries before the extraction: then what is in an entry's way is most likely the destination's. */
+  readonly #held: boolean;
+  /** Entries taken on so far (the target directory's own "./" aside): after the first, a refusal leaves a partial tree. */
+  #seen = 0;
+  constructor(root: string, outsideSymlinks: "refuse" | "keep", preserveOwner: boolean, held: boolean) {
     this.root = root;
+    this.#held = held;
     this.outsideSymlinks = outsideSymlinks;
     this.preserveOwner = preserveOwner;
     this.#dirs.add(root);
-    this.#stopped = new Promise<never>((_, reject) => {
-      this.#stop = reject;
-    });
-    this.#stopped.catch(() => {});
   }
 
-  /** Ends every read of an entry's content still waiting, with err. */
+  /** Ends every read of an entry's content still waiting, and every later one, with err. */
   stop(err: unknown): void {
-    this.#stop(err);
+    this.#stoppedWith ??= { err };
+    for (const reject of this.#waiting) reject(err);
+    this.#waiting.clear();
+  }
+
+  /** The next chunk of an entry's content, unless the extraction stops first. */
+  #read(chunks: AsyncIterator<Buffer>): Promise<IteratorResult<Buffer>> {
+    if (this.#stoppedWith) return Promise.reject(this.#stoppedWith.err);
+    return new Promise((resolve, reject) => {
+      this.#waiting.add(reject);
+      chunks.next().then(
+        (r) => {
+          this.#waiting.delete(reject);
+          resolve(r);
+        },
+        (err: unknown) => {
+          this.#waiting.delete(reject);
+          reject(err);
+        },
+      );
+    });
   }
 
   async entry(e: ReadEntry): Promise<void> {
@@ -203,6 +238,7 @@ class Extractor {
       if (e.type === "Directory") return void e.resume();
       throw refuse(e.path, "names the target directory itself");
     }
+    this.#seen++;
     const owner: Owner = this.preserveOwner && e.uid !== undefined && e.gid !== undefined ? { uid: e.uid, gid: e.gid } : {};
     if (e.type === "Directory") {
       const full = await this.#ensureDirs(parts, e.path, true);
@@ -226,7 +262,7 @@ class Extractor {
       const st = await lstat(from).catch(() => undefined);
       if (!st?.isFile()) throw refuse(e.path, `is a hard link to "${e.linkpath}", which is not a regular file extracted before it`);
       await this.#inflight.get(full);
-      await this.#clear(full, e.path);
+      await this.#clear(full, e.path, "hard link");
       await link(from, full);
       this.result.hardlinks++;
       return void e.resume();
@@ -261,23 +297,21 @@ class Extractor {
       fh = await open(full, CREATE_FLAGS, 0o600);
     } catch (err) {
       if ((err as { code?: string }).code !== "EEXIST") throw err;
-      await this.#clear(full, e.path);
+      await this.#clear(full, e.path, "file");
       fh = await open(full, CREATE_FLAGS, 0o600);
     }
     try {
-      const source: AsyncIterable<Buffer> = Array.isArray(content)
-        ? (async function* () {
-            yield* content;
-          })()
-        : content;
-      const chunks = source[Symbol.asyncIterator]();
-      for (;;) {
-        const next = await Promise.race([chunks.next(), this.#stopped]);
-        if (next.done) break;
-        const chunk = next.value;
-        let off = 0;
-        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-        this.result.bytes += chunk.length;
+      if (Array.isArray(content)) {
+        // Already in memory, so it cannot hang: written whole even once the extraction failed, so the files before a
+        // refused entry are complete in the partial tree it leaves (racing the stop left them empty).
+        for (const chunk of content) await this.#put(fh, chunk);
+      } else {
+        const chunks = content[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await this.#read(chunks);
+          if (next.done) break;
+          await this.#put(fh, next.value);
+        }
       }
       // chown first: it clears setuid/setgid bits that chmod then sets.
       if (owner.uid !== undefined && owner.gid !== undefined && (owner.uid !== MY_UID || owner.gid !== MY_GID)) {
@@ -291,12 +325,18 @@ class Extractor {
     this.result.files++;
   }
 
+  async #put(fh: FileHandle, chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    this.result.bytes += chunk.length;
+  }
+
   /** Creates the deferred symlinks, checks where they lead, then gives directories their modes and mtimes. */
   async finish(): Promise<void> {
     await this.idle();
     if (this.#writeError !== undefined) throw this.#writeError;
     for (const l of this.#links) {
-      await this.#clear(l.full, l.shown);
+      await this.#clear(l.full, l.shown, "symlink", true);
       await symlink(l.linkpath, l.full);
       if (l.uid !== undefined && l.gid !== undefined) await lchown(l.full, l.uid, l.gid);
       if (l.mtime) await lutimes(l.full, l.mtime, l.mtime);
@@ -340,26 +380,57 @@ class Extractor {
         if (!create) throw refuse(shown, `needs "${relative(this.root, cur)}", which does not exist`);
         await mkdir(cur, 0o755);
       } else if (!st.isDirectory()) {
-        throw refuse(shown, `goes through "${relative(this.root, cur)}", which is a ${st.isSymbolicLink() ? "symlink" : "file"}`);
+        // Links are only created once every entry is out, so a symlink here was in the destination before.
+        const link = st.isSymbolicLink();
+        const why = `goes through "${relative(this.root, cur)}", which is a ${link ? "symlink" : "file"}`;
+        throw link || this.#held ? this.#inTheWay(shown, cur, `${why} already in ${this.root}`) : refuse(shown, why);
       }
       this.#dirs.add(cur);
     }
     return cur;
   }
 
-  /** Removes what is at full so an entry can take its place; an existing directory is refused, never removed. */
-  async #clear(full: string, shown: string): Promise<void> {
+  /** Removes what is at full so an entry (a `what`) can take its place; an existing directory is refused, never removed. */
+  async #clear(full: string, shown: string, what: string, finishing = false): Promise<void> {
     const st = await lstat(full).catch(() => undefined);
     if (!st) return;
-    if (st.isDirectory()) throw refuse(shown, "would replace an existing directory");
+    if (st.isDirectory()) {
+      if (!this.#held) throw refuse(shown, `(a ${what}) would replace an existing directory`);
+      const why = `(a ${what}) would replace "${relative(this.root, full)}", which is a directory already in ${this.root}`;
+      throw this.#inTheWay(shown, full, why, finishing);
+    }
     await unlink(full);
+  }
+
+  /**
+   * The refusal of an entry that something already in the destination (at full) is in the way of. finishing: met
+   * while creating the symlinks, when every other entry is written.
+   */
+  #inTheWay(shown: string, full: string, why: string, finishing = false): RefusedError {
+    const left =
+      finishing || this.#seen > 1
+        ? `Other entries were already written, so ${this.root} now holds a partial restore (which a later restore into it counts as data in the way)`
+        : "Nothing was written.";
+    return new RefusedError(`archive entry "${shown}" ${why}`, {
+      hint: `the destination is in the way, not the archive: move ${full} aside, or restore into a new, empty directory. ${left}`,
+    });
   }
 }
 
 function refuse(entry: string, why: string): RefusedError {
   return new RefusedError(`archive entry "${entry}" ${why}`, {
-    hint: "the archive is damaged or crafted to write outside the restore directory; it was not restored",
+    hint: "the archive is damaged or crafted to write outside the restore directory: extraction stopped at this entry (entries before it were written)",
   });
+}
+
+/** Whether a directory has any entry: one read, however large it is. */
+async function holdsAnything(dir: string): Promise<boolean> {
+  const d = await opendir(dir);
+  try {
+    return (await d.read()) !== null;
+  } finally {
+    await d.close();
+  }
 }
 
 interface Owner {
