@@ -11,6 +11,7 @@ export type ExcludeTest = (rel: string, isDir: boolean) => boolean;
  * - "*" matches within one name (dots included), "?" one character, "[abc]" / "[!abc]" a class,
  *   "**" as a whole segment any number of directories, "\" escapes the next character;
  * - a trailing "/" matches directories only; an excluded directory leaves out everything below it.
+ * A name that is not valid UTF-8 is matched as the walk names it, with U+FFFD for each invalid byte sequence.
  * Throws ConfigError for an empty pattern, a negation ("!…", not supported) or an unclosed class.
  */
 export function compileExcludes(patterns: readonly string[]): ExcludeTest {
@@ -24,11 +25,47 @@ interface Compiled {
   dirOnly: boolean;
 }
 
+/** The fix named for every invalid pattern. */
+export const EXCLUDE_HINT = 'use globs relative to the volume path, e.g. "cache/**" or "*.tmp"';
+
+/**
+ * Why a pattern is not a valid exclude ('"!foo" is a negation, which is not supported'), or undefined when it is.
+ * Config validation calls it too, so a bad pattern is reported with its file and field when the config loads.
+ */
+export function excludePatternProblem(pattern: string): string | undefined {
+  try {
+    compileSource(pattern);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ExcludeSyntaxError) return `"${pattern}" ${err.message}`;
+    throw err;
+  }
+}
+
+/**
+ * A pattern that excludes exactly the entry at rel (and, for a directory, everything below it): anchored with a
+ * leading "/" (a bare name would match at any depth, and one starting with "!" would read as a negation) and with
+ * the pattern characters of its names escaped. Names that are not valid UTF-8 are matched with U+FFFD for each bad
+ * byte sequence, the form rel comes in.
+ */
+export function excludePatternFor(rel: string): string {
+  return `/${rel.replace(/[\\*?[]/g, "\\$&")}`;
+}
+
+/** What is wrong with a pattern, worded to follow it ('"[abc" has an unclosed [ class'). */
+class ExcludeSyntaxError extends Error {}
+
 function compileOne(pattern: string, index: number): Compiled {
-  const bad = (why: string) =>
-    new ConfigError(`volume source: exclude.${index}: "${pattern}" ${why}`, {
-      hint: 'use globs relative to the volume path, e.g. "cache/**" or "*.tmp"',
-    });
+  try {
+    return compileSource(pattern);
+  } catch (err) {
+    if (!(err instanceof ExcludeSyntaxError)) throw err;
+    throw new ConfigError(`volume source: exclude.${index}: "${pattern}" ${err.message}`, { hint: EXCLUDE_HINT });
+  }
+}
+
+function compileSource(pattern: string): Compiled {
+  const bad = (why: string) => new ExcludeSyntaxError(why);
   if (pattern.trim() === "") throw bad("is empty");
   if (pattern.startsWith("!")) throw bad("is a negation, which is not supported");
   let p = pattern;
@@ -52,7 +89,7 @@ function compileOne(pattern: string, index: number): Compiled {
   return { re: new RegExp(source, "s"), dirOnly };
 }
 
-function segmentSource(seg: string, bad: (why: string) => Error): string {
+function segmentSource(seg: string, bad: (why: string) => ExcludeSyntaxError): string {
   let out = "";
   for (let i = 0; i < seg.length; i++) {
     const c = seg[i] as string;

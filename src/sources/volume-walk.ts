@@ -3,7 +3,7 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, read
 import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { code, LifeboatError, messageOf } from "../errors.ts";
-import type { ExcludeTest } from "./volume-exclude.ts";
+import { type ExcludeTest, excludePatternFor } from "./volume-exclude.ts";
 import { InventoryBuilder } from "./volume-inventory.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding, type TarMember } from "./volume-tar.ts";
 
@@ -21,6 +21,9 @@ const MAX_WARNINGS = 200;
 // O_NOFOLLOW: a file swapped for a symlink after lstat is not followed out of the tree. O_NONBLOCK: a file swapped
 // for a FIFO does not block the open forever (it has no effect on regular files).
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+// Linux's PATH_MAX less its NUL: every entry is opened by its whole path from the volume root (node has no openat,
+// which lets GNU tar go deeper), so a longer path fails with ENAMETOOLONG.
+const MAX_PATH_BYTES = 4095;
 
 /** What a walk of one volume needs. */
 export interface WalkOptions {
@@ -37,8 +40,12 @@ interface Listing {
   isDir: boolean[];
   /** From the directory entry's type (false where the filesystem does not say): a regular file, opened without lstat. */
   isFile: boolean[];
-  /** Names that are not valid UTF-8, reported when the directory is written. */
+  /**
+   * Names that are not valid UTF-8 (U+FFFD for each bad byte sequence), reported when the directory is written
+   * unless excluded; badIsDir as isDir.
+   */
   bad: string[];
+  badIsDir: boolean[];
 }
 
 interface Frame extends Listing {
@@ -72,6 +79,7 @@ export class VolumeWalk {
   readonly inventory = new InventoryBuilder();
   readonly #warnings: string[] = [];
   #dropped = 0;
+  #excluded = 0;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #rootDev = 0;
@@ -104,6 +112,12 @@ export class VolumeWalk {
       if (!item) break;
       yield* this.#write(item.rel, item.prepared);
       if (this.#pendingBytes >= BATCH) yield this.#flush();
+    }
+    if (this.inventory.files.length === 0 && this.#excluded > 0) {
+      // First, past the cap: an empty snapshot that looks like a success is the thing a reader must not miss.
+      this.#warnings.unshift(
+        "the volume's exclude patterns left nothing to back up: this snapshot is empty (check the job's exclude list)",
+      );
     }
     this.#push(END_OF_ARCHIVE);
     yield this.#flush();
@@ -187,11 +201,12 @@ export class VolumeWalk {
   async *#write(rel: string, p: Prepared): AsyncGenerator<Buffer> {
     switch (p.kind) {
       case "excluded":
+        this.#excluded++;
         return;
       case "lost":
         return this.#lost(rel, p.err);
       case "special":
-        return this.#unreadable(rel, `it is a ${specialKind(p.st)}, not a regular file, directory or symlink`);
+        return this.#unreadable(rel, `it is a ${specialKind(p.st)}, not a regular file, directory or symlink`, "move it out of the volume");
       case "symlink":
         return this.#member({ ...meta(rel, p.st), type: "symlink", size: 0, linkpath: p.target });
       case "dir":
@@ -264,11 +279,20 @@ export class VolumeWalk {
         if (this.#pendingBytes >= BATCH) yield this.#flush();
       }
       this.#push(padding(size));
-      if (!problem) {
+      if (problem) {
+        this.#warn(
+          `"${rel}" ${problem}: its copy in this backup holds what was read, zero-filled to ${size} bytes (its size when the backup reached it)`,
+        );
+      } else {
+        // Every byte the header promised was read: nothing was zero-filled, whatever happened to the file since.
         const after = await fh.stat();
-        if (after.size !== size || after.mtimeMs !== st.mtimeMs) problem = "changed while being read";
+        if (after.size > size) {
+          problem = `grew from ${size} to ${after.size} bytes while being read: its copy in this backup holds its first ${size} bytes (its size when the backup reached it)`;
+        } else if (after.size !== size || after.mtimeMs !== st.mtimeMs) {
+          problem = `changed while being read: its copy in this backup holds the ${size} bytes read`;
+        }
+        if (problem) this.#warn(`"${rel}" ${problem}`);
       }
-      if (problem) this.#warn(`"${rel}" ${problem}: its copy in this backup holds what was read (zero-filled to ${size} bytes)`);
       this.#addFile(rel, st, size, hash.digest("hex"), problem !== undefined);
     } finally {
       await fh.close().catch(() => {});
@@ -286,7 +310,16 @@ export class VolumeWalk {
   }
 
   #badNames(rel: string, listing: Listing): void {
-    for (const name of listing.bad) this.#unreadable(rel ? `${rel}/${name}` : name, "its name is not valid UTF-8 (rename it)");
+    for (let i = 0; i < listing.bad.length; i++) {
+      const name = listing.bad[i] as string;
+      const path = rel ? `${rel}/${name}` : name;
+      // Matched as shown (U+FFFD for the bad bytes), so the pattern the hint suggests, or a glob like "bad*", works.
+      if (this.#opts.exclude(path, listing.badIsDir[i] as boolean)) {
+        this.#excluded++;
+        continue;
+      }
+      this.#unreadable(path, "its name is not valid UTF-8", "rename it");
+    }
   }
 
   /** An entry that could not be stat'ed, listed or opened: gone (a warning), replaced (a warning) or unreadable. */
@@ -295,13 +328,21 @@ export class VolumeWalk {
     if (errno === "ENOENT") this.#warn(`"${rel}" vanished while the volume was read: it is not in this backup`);
     else if (errno === "ELOOP" || errno === "ENOTDIR" || errno === "EISDIR" || errno === "EINVAL") {
       this.#warn(`"${rel}" changed type while the volume was read: it is not in this backup`);
+    } else if (errno === "ENAMETOOLONG") {
+      const bytes = Buffer.byteLength(join(this.#opts.root, rel));
+      this.#unreadable(
+        rel,
+        `its full path is ${bytes} bytes, longer than the ${MAX_PATH_BYTES} bytes the system allows (ENAMETOOLONG)`,
+        "shorten its path",
+      );
     } else this.#unreadable(rel, messageOf(err));
   }
 
-  #unreadable(rel: string, why: string): void {
+  /** Fails the walk naming rel (fix: what to do about it, besides excluding it), or under "warn" skips it with a warning. */
+  #unreadable(rel: string, why: string, fix = "fix its permissions"): void {
     if (this.#opts.onUnreadable === "fail") {
       throw new LifeboatError(code.source, `cannot read "${rel}": ${why}`, {
-        hint: `fix its permissions, exclude it (exclude: ["${rel}"]), or set onUnreadable: "warn" to skip unreadable entries with a warning`,
+        hint: `${fix}, exclude it (exclude: [${JSON.stringify(excludePatternFor(rel))}]), or set onUnreadable: "warn" to skip unreadable entries with a warning`,
       });
     }
     this.#warn(`"${rel}" is unreadable and was skipped: ${why}`);
@@ -330,12 +371,14 @@ export class VolumeWalk {
 function list(abs: string): Listing {
   const entries = readdirSync(abs, { withFileTypes: true, encoding: "buffer" });
   entries.sort((a, b) => Buffer.compare(a.name, b.name));
-  const out: Listing = { names: [], isDir: [], isFile: [], bad: [] };
+  const out: Listing = { names: [], isDir: [], isFile: [], bad: [], badIsDir: [] };
   for (const e of entries) {
     const name = e.name.toString("utf8");
     // A name that is not UTF-8 cannot go into a pax header or the inventory without changing it.
-    if (!Buffer.from(name, "utf8").equals(e.name)) out.bad.push(name);
-    else {
+    if (!Buffer.from(name, "utf8").equals(e.name)) {
+      out.bad.push(name);
+      out.badIsDir.push(e.isDirectory());
+    } else {
       out.names.push(name);
       out.isDir.push(e.isDirectory());
       out.isFile.push(e.isFile());

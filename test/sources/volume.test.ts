@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  appendFileSync,
   chmodSync,
   lstatSync,
   mkdirSync,
@@ -25,6 +26,7 @@ import { restoreVolume } from "../../src/drills/volume.ts";
 import { code } from "../../src/errors.ts";
 import type { Dump } from "../../src/sources/source.ts";
 import { compileExcludes, type VolumeInventory, VolumeSource } from "../../src/sources/volume.ts";
+import { excludePatternFor, excludePatternProblem } from "../../src/sources/volume-exclude.ts";
 import { describeSourceContract, drain } from "../contracts/source.ts";
 
 const temps: string[] = [];
@@ -206,6 +208,30 @@ describe("VolumeSource", () => {
     expect(sha(readFileSync(join(out, "big.bin")))).toBe(big?.sha256);
   });
 
+  it("says a file that only grew mid-read was cut at its size when the backup reached it, not zero-filled", async () => {
+    const root = temp();
+    writeFileSync(join(root, "big.bin"), Buffer.alloc(16 * 1024 * 1024, 3));
+    writeFileSync(join(root, "next.txt"), "after");
+    const dump = await source(root).dump(new AbortController().signal);
+    const it = dump.stream[Symbol.asyncIterator]();
+    const first = await it.next();
+    await new Promise((r) => setTimeout(r, 300));
+    appendFileSync(join(root, "big.bin"), Buffer.alloc(4096, 5));
+    const out = temp();
+    await restoreVolume({ input: Readable.from(prepend(first.value as Buffer, rest(it))), dir: out });
+    const info = await dump.done;
+    expect(info.warnings).toEqual([
+      '"big.bin" grew from 16777216 to 16781312 bytes while being read: its copy in this backup holds its first 16777216 bytes (its size when the backup reached it)',
+    ]);
+    const inv = (await dump.inventory) as VolumeInventory;
+    expect(inv.files.find((f) => f.path === "big.bin")).toMatchObject({
+      size: 16 * 1024 * 1024,
+      changed: true,
+      sha256: sha(Buffer.alloc(16 * 1024 * 1024, 3)),
+    });
+    expect(readFileSync(join(out, "next.txt"), "utf8")).toBe("after");
+  });
+
   it("fails on an unreadable entry (a FIFO) naming it, or skips it with a warning under onUnreadable: warn", async () => {
     // Tests run as root, who can read any file: a FIFO is an entry that cannot be read as a file.
     const root = temp();
@@ -224,6 +250,74 @@ describe("VolumeSource", () => {
     await collect(warning);
     expect((await warning.done).warnings).toEqual([expect.stringMatching(/"pipes\/fifo" is unreadable and was skipped: it is a FIFO/)]);
     expect(((await warning.inventory) as VolumeInventory).files.map((f) => f.path)).toEqual(["ok.txt", "pipes"]);
+  });
+
+  it("applies excludes to names that are not valid UTF-8, and suggests a pattern that works", async () => {
+    const root = temp();
+    mkdirSync(join(root, "cache/deep"), { recursive: true });
+    mkdirSync(join(root, "odd"));
+    writeFileSync(join(root, "keep.txt"), "k");
+    const raw = (rel: string, name: string) => Buffer.concat([Buffer.from(`${root}/${rel}`), Buffer.from([0xff]), Buffer.from(name)]);
+    writeFileSync(raw("bad", "*[name"), "x");
+    writeFileSync(raw("cache/deep/", "x"), "x");
+    mkdirSync(raw("odd/", "dir"));
+    writeFileSync(Buffer.concat([raw("odd/", "dir"), Buffer.from("/inside")]), "x");
+    const run = async (exclude: string[]) => {
+      const d = await source(root, { exclude }).dump(new AbortController().signal);
+      d.stream.resume();
+      return d.done.then(
+        async () => ((await d.inventory) as VolumeInventory).files.map((f) => f.path),
+        (e: { message: string; hint: string }) => e,
+      );
+    };
+    // Each bad name is reported with U+FFFD for the bad byte, and the suggested pattern is escaped and anchored.
+    const first = (await run([])) as { message: string; hint: string };
+    expect(first.message).toMatch(/cannot read "bad\uFFFD\*\[name": its name is not valid UTF-8/);
+    const suggested = /exclude: \[("[^"]*")\]/.exec(first.hint)?.[1] as string;
+    expect(JSON.parse(suggested)).toBe("/bad\uFFFD\\*\\[name");
+    expect(first.hint).toMatch(/^rename it, exclude it/);
+    const second = (await run([JSON.parse(suggested)])) as { message: string; hint: string };
+    expect(second.message).toMatch(/cannot read "cache\/deep\/\uFFFDx"/);
+    // "cache/**" covers everything below cache/; an excluded directory is not listed, so names below it never count.
+    expect(await run([JSON.parse(suggested), "cache/**", "odd/\uFFFDdir/"])).toEqual(["cache", "keep.txt", "odd"]);
+    expect(await run(["/bad*", "cache/", "odd/*"])).toEqual(["keep.txt", "odd"]);
+  });
+
+  it("warns when the excludes leave nothing to back up", async () => {
+    const root = makeTree();
+    const dump = await source(root, { exclude: ["**"] }).dump(new AbortController().signal);
+    await collect(dump);
+    const info = await dump.done;
+    expect(info.details).toMatchObject({ fileCount: 0, dirCount: 0, symlinkCount: 0 });
+    expect(info.warnings).toEqual([expect.stringMatching(/exclude patterns left nothing to back up: this snapshot is empty/)]);
+    // An empty volume is not an exclusion problem, and a volume with something left has nothing to warn about.
+    const empty = await source(temp()).dump(new AbortController().signal);
+    await collect(empty);
+    expect((await empty.done).warnings).toEqual([]);
+    const some = await source(root, { exclude: ["docs/**", "*.tmp"] }).dump(new AbortController().signal);
+    await collect(some);
+    expect((await some.done).warnings).toEqual([]);
+  });
+
+  it("names an entry whose full path is too long for the system, and how to get past it", async () => {
+    const root = temp();
+    const deep = Array.from({ length: 17 }, () => "d".repeat(250));
+    // Created step by step from inside: no single call may see a path that long.
+    const cwd = process.cwd();
+    try {
+      process.chdir(root);
+      for (const d of deep) {
+        mkdirSync(d);
+        process.chdir(d);
+      }
+    } finally {
+      process.chdir(cwd);
+    }
+    const dump = await source(root).dump(new AbortController().signal);
+    dump.stream.resume();
+    const err = (await dump.done.catch((e: unknown) => e)) as { message: string; hint: string };
+    expect(err.message).toMatch(/: its full path is \d+ bytes, longer than the 4095 bytes the system allows \(ENAMETOOLONG\)$/);
+    expect(err.hint).toMatch(/^shorten its path, exclude it \(exclude: \["\/d+(\/d+)+"\]\)/);
   });
 
   it("fails on a file it may not read (permission denied), checked as an unprivileged user", () => {
@@ -317,6 +411,24 @@ describe("compileExcludes", () => {
     expect(ex("keeps", false)).toBe(false);
     expect(() => compileExcludes([""])).toThrow(/empty/);
     expect(() => compileExcludes(["[abc"])).toThrow(/unclosed/);
+  });
+
+  it("says why a pattern is invalid without throwing, for config validation", () => {
+    expect(excludePatternProblem("cache/**")).toBeUndefined();
+    expect(excludePatternProblem("!foo")).toBe('"!foo" is a negation, which is not supported');
+    expect(excludePatternProblem("[abc")).toBe('"[abc" has an unclosed [ class');
+    expect(excludePatternProblem("/")).toBe('"/" matches the volume root itself');
+  });
+
+  it("suggests, for any path, a pattern that excludes exactly that entry", () => {
+    for (const rel of ["!bang", "a*b", "dir/[x]?\\y", "top", "bad\uFFFDname", "a/**"]) {
+      const ex = compileExcludes([excludePatternFor(rel)]);
+      expect(ex(rel, false), rel).toBe(true);
+      expect(ex(rel, true), rel).toBe(true);
+      expect(ex(`sub/${rel}`, false), rel).toBe(false);
+      expect(ex(rel.replace(/[^/]$/, "Z"), false), rel).toBe(false);
+    }
+    expect(compileExcludes([excludePatternFor("a*b")])("aXb", false)).toBe(false);
   });
 });
 
