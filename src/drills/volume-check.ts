@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { constants, type Stats } from "node:fs";
-import { lstat, open, readdir, readlink } from "node:fs/promises";
+import { chmod, lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { abortedError, messageOf } from "../errors.ts";
 import type { Inventory } from "../sources/source.ts";
@@ -14,6 +14,9 @@ const READ = 256 * 1024;
 const MAX_MISMATCHES = 1000;
 // Mismatches named in the detail line; the first MAX_MISMATCHES are in `mismatches`.
 const DETAIL_ITEMS = 5;
+// Root reads whatever the modes say; anyone else must lend themselves read (and search) permission to check a
+// restored file of mode 000 or a directory of mode 0644, both common in a volume backed up as root.
+const MY_UID = process.getuid?.();
 
 type Mismatch = NonNullable<CheckResult["mismatches"]>[number];
 
@@ -28,6 +31,8 @@ interface Tally {
  * Checks a restored directory against a volume inventory: every entry present with its type, every file with its
  * recorded size and sha256, every symlink pointing where it did, permission bits (0777) as recorded, and no
  * extra entries. Nothing is followed: symlinks are read, never entered, so a restored link to /etc stays a link.
+ * Not running as root, entries it owns whose modes keep their owner out (a file of mode 000, a directory of mode
+ * 0644) get owner read (and search) permission while they are read, and their recorded modes back before it returns.
  * Never rejects for a difference: each is a mismatch (item, expected, actual) in one CheckResult of kind "files".
  * Rejects with code ABORTED on abort and with the fs error if the directory itself cannot be read.
  */
@@ -45,21 +50,29 @@ export async function checkVolumeTree(dir: string, inventory: Inventory, signal:
   const expected = new Map<string, VolumeEntry>(inv.files.map((f) => [f.path, f]));
   const mismatches: Mismatch[] = [];
   const actual: Tally = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
-  const stack = [""];
-  while (stack.length > 0) {
-    const rel = stack.pop() as string;
-    const names = (await readdir(rel ? join(dir, rel) : dir)).sort();
-    await eachLimited(names, PARALLEL, async (name) => {
-      if (signal.aborted) throw abortedError(`check ${dir}`, signal);
-      const path = rel ? `${rel}/${name}` : name;
-      const want = expected.get(path);
-      expected.delete(path);
-      const found = await inspect(join(dir, path), want, actual);
-      if (!want) return void mismatches.push({ item: path, expected: "absent", actual: found.summary });
-      for (const m of compare(want, found)) mismatches.push({ item: path, ...m });
-      if (found.type === "dir" && want.type === "dir") stack.push(path);
-    });
+  const opened: Opened[] = [];
+  try {
+    const stack = [""];
+    while (stack.length > 0) {
+      const rel = stack.pop() as string;
+      const names = (await readdir(rel ? join(dir, rel) : dir)).sort();
+      await eachLimited(names, PARALLEL, async (name) => {
+        if (signal.aborted) throw abortedError(`check ${dir}`, signal);
+        const path = rel ? `${rel}/${name}` : name;
+        const want = expected.get(path);
+        expected.delete(path);
+        const found = await inspect(join(dir, path), want, actual, opened);
+        if (!want) return void mismatches.push({ item: path, expected: "absent", actual: found.summary });
+        for (const m of compare(want, found)) mismatches.push({ item: path, ...m });
+        if (found.type === "dir" && want.type === "dir") stack.push(path);
+      });
+    }
+  } catch (err) {
+    // The error that stopped the check is the one to report, not a failure to tidy up after it.
+    await closeUp(opened).catch(() => {});
+    throw err;
   }
+  await closeUp(opened);
   for (const want of expected.values()) {
     mismatches.push({ item: want.path, expected: want.type === "file" ? { type: "file", size: want.size } : want.type, actual: "missing" });
   }
@@ -90,8 +103,17 @@ interface Found {
   mode?: number;
 }
 
-/** Reads what is at a restored path without following it; hashes a file only when its size is right. */
-async function inspect(abs: string, want: VolumeEntry | undefined, tally: Tally): Promise<Found> {
+/** A directory given owner read and search permission for the check, with the mode to give back. */
+interface Opened {
+  abs: string;
+  mode: number;
+}
+
+/**
+ * Reads what is at a restored path without following it; hashes a file only when its size is right. A directory
+ * its owner could not list or enter is opened up and added to `opened` (its mode is found as it was).
+ */
+async function inspect(abs: string, want: VolumeEntry | undefined, tally: Tally, opened: Opened[]): Promise<Found> {
   let st: Stats;
   try {
     st = await lstat(abs);
@@ -101,6 +123,13 @@ async function inspect(abs: string, want: VolumeEntry | undefined, tally: Tally)
   const mode = st.mode & 0o7777;
   if (st.isDirectory()) {
     tally.dirs++;
+    if (lendable(st, 0o500)) {
+      // Failing, the listing below fails and says why; nothing to undo then.
+      await chmod(abs, mode | 0o500).then(
+        () => opened.push({ abs, mode }),
+        () => {},
+      );
+    }
     return { type: "dir", summary: "dir", mode };
   }
   if (st.isSymbolicLink()) {
@@ -113,9 +142,37 @@ async function inspect(abs: string, want: VolumeEntry | undefined, tally: Tally)
   tally.bytes += st.size;
   const found: Found = { type: "file", summary: { type: "file", size: st.size }, size: st.size, mode };
   // A wrong size is already a mismatch; reading the file would only spend time.
-  if (want?.type === "file" && want.size === st.size)
-    found.sha256 = await hashFile(abs, st.size).catch((err) => `unreadable: ${messageOf(err)}`);
+  if (want?.type === "file" && want.size === st.size) {
+    const lend =
+      lendable(st, 0o400) &&
+      (await chmod(abs, mode | 0o400).then(
+        () => true,
+        () => false,
+      ));
+    try {
+      found.sha256 = await hashFile(abs, st.size).catch((err) => `unreadable: ${messageOf(err)}`);
+    } finally {
+      if (lend) await chmod(abs, mode);
+    }
+  }
   return found;
+}
+
+/** Whether st lacks owner permission `bits` that this (non-root) process may lend itself as st's owner. */
+function lendable(st: Stats, bits: number): boolean {
+  return MY_UID !== undefined && MY_UID !== 0 && st.uid === MY_UID && (st.mode & bits) !== bits;
+}
+
+/** Gives opened-up directories their modes back, deepest first (each was opened after its parent). */
+async function closeUp(opened: readonly Opened[]): Promise<void> {
+  let failure: unknown;
+  for (let i = opened.length - 1; i >= 0; i--) {
+    const o = opened[i] as Opened;
+    await chmod(o.abs, o.mode).catch((err: unknown) => {
+      failure ??= err;
+    });
+  }
+  if (failure !== undefined) throw failure;
 }
 
 /** The differences between a recorded entry and what was found at its path. */

@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { createReadStream, createWriteStream, existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { appendFile, chmod, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { appendFile, chmod, chown, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -183,6 +184,62 @@ describe("volumeDrillKind", () => {
     await s.drop();
     expect(existsSync(s.location)).toBe(false);
   });
+});
+
+describe("volume drill as a user other than root", () => {
+  it.skipIf(process.getuid?.() !== 0)(
+    "passes on a root-made snapshot holding a file of mode 000 and directories its owner cannot enter or list, and keeps their modes",
+    async () => {
+      // Everything the unprivileged process touches lies in a directory it may enter; the scratch parent is its own.
+      const open = await mkdtemp(join(tmpdir(), "lifeboat-volume-nobody-"));
+      try {
+        await chmod(open, 0o755);
+        const vol = join(open, "volume");
+        await mkdir(join(vol, "noexec/nolist"), { recursive: true });
+        await writeFile(join(vol, "zero"), "z");
+        await writeFile(join(vol, "noexec/b"), "b");
+        await writeFile(join(vol, "noexec/nolist/c"), "c");
+        await chmod(join(vol, "zero"), 0o000);
+        await chmod(join(vol, "noexec/nolist"), 0o300);
+        await chmod(join(vol, "noexec"), 0o644);
+        const dump = await new VolumeSource({ type: "volume", path: vol, boundary: "app", exclude: [], onUnreadable: "fail" }).dump(
+          new AbortController().signal,
+        );
+        const tar = join(open, "volume.tar");
+        await pipeline(dump.stream, createWriteStream(tar));
+        await dump.done;
+        await chmod(tar, 0o644);
+        const inv = join(open, "inventory.json");
+        await writeFile(inv, JSON.stringify(await dump.inventory), { mode: 0o644 });
+        const parent = join(open, "scratch");
+        await mkdir(parent);
+        await chown(parent, 65534, 65534);
+        const script = `
+          import { spawnSync } from "node:child_process";
+import { createReadStream, existsSync, lstatSync, readFileSync } from "node:fs";
+          import { volumeDrillKind } from ${JSON.stringify(new URL("../../src/drills/volume.ts", import.meta.url).pathname)};
+          const signal = new AbortController().signal;
+          const ctx = { config: { scratch: { directory: ${JSON.stringify(parent)} } }, job: { name: "uploads", source: { type: "volume", path: ${JSON.stringify(vol)} } }, runId: "nobody", signal };
+          const s = await volumeDrillKind.createScratch(ctx);
+          await s.restore({ stream: async () => createReadStream(${JSON.stringify(tar)}), file: async () => ${JSON.stringify(tar)} }, signal);
+          const checks = await s.check(JSON.parse(readFileSync(${JSON.stringify(inv)}, "utf8")), { checks: { files: "exact" } }, signal);
+          const mode = (p) => lstatSync(s.location + "/" + p).mode & 0o7777;
+          const modes = { zero: mode("zero"), noexec: mode("noexec") };
+          await s.drop();
+          console.log(JSON.stringify({ checks, modes, dropped: !existsSync(s.location) }));`;
+        const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { uid: 65534, gid: 65534, encoding: "utf8" });
+        expect(r.status, r.stderr).toBe(0);
+        const out = JSON.parse(r.stdout) as { checks: { ok: boolean; detail?: string }[]; modes: Record<string, number>; dropped: boolean };
+        expect(out.checks[0]?.detail).toBeUndefined();
+        expect(out.checks[0]?.ok).toBe(true);
+        // The modes lent for reading were given back: the restored tree still says what the snapshot says.
+        expect(out.modes).toEqual({ zero: 0o000, noexec: 0o644 });
+        expect(out.dropped).toBe(true);
+      } finally {
+        await rm(open, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe("restoreVolume", () => {
