@@ -1,7 +1,10 @@
-import type { LoadedConfig } from "../config/load.ts";
+import { relative } from "node:path";
+import type { LoadedConfig, LoadedJob } from "../config/load.ts";
 import { getJob } from "../config/load.ts";
+import { ConfigError } from "../errors.ts";
 import { assertWriterCannotDelete } from "../safety/audit.ts";
 import { createSource } from "../sources/index.ts";
+import type { Source } from "../sources/source.ts";
 import { credentialFor, openTargetAs, type Role, roleLine } from "../storage/roles.ts";
 import type { Target } from "../storage/target.ts";
 import { type BackupProgress, type BackupResult, runBackup } from "./backup.ts";
@@ -60,7 +63,7 @@ export async function backupJob(loaded: LoadedConfig, jobName: string, opts: Bac
     return await runBackup({
       job,
       config: loaded.config,
-      source: createSource(job.source),
+      source: sourceOf(job),
       targets,
       signal: opts.signal,
       now: opts.now,
@@ -68,5 +71,15 @@ export async function backupJob(loaded: LoadedConfig, jobName: string, opts: Bac
     });
   } finally {
     await Promise.allSettled(targets.map((t) => t.close?.()));
+  }
+}
+
+/** The job's source; a setting the source refuses (an exclude pattern, dump arguments) is named with its job file. */
+function sourceOf(job: LoadedJob): Source {
+  try {
+    return createSource(job.source);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(`${relative(process.cwd(), job.file) || job.file}: source: ${err.message}`, { cause: err, hint: err.hint });
   }
 }

@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
 import { runCli, startCli } from "../helpers/cli.ts";
@@ -16,6 +18,24 @@ let work: string;
 let volume: string;
 let project: { config: string };
 const cli = (...args: string[]) => runCli(["--config", project.config, ...args], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
+const bin = fileURLToPath(new URL("../../bin/lifeboat.js", import.meta.url));
+const ptyHelper = fileURLToPath(new URL("../helpers/terminal.py", import.meta.url));
+
+/** Runs the CLI under a pseudo-terminal, typing `answer` at the confirmation prompt as a person would. */
+function atTerminal(answer: string, args: string[]): Promise<{ status: number | null; out: string }> {
+  const { CI: _ci, ...rest } = process.env;
+  const child = spawn("python3", [ptyHelper, "to continue", answer, "--", process.execPath, bin, "--config", project.config, ...args], {
+    env: { ...rest, LIFEBOAT_IDENTITY_FILE: key.identityFile },
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  return new Promise((resolve) => child.on("close", (status) => resolve({ status, out })));
+}
 
 beforeAll(async () => {
   [s3, key] = await Promise.all([startS3Server(), makeKey()]);
@@ -38,6 +58,9 @@ export default defineJob({ name: "uploads", source: { type: "volume", path: "${v
 `,
     "restore-drills/uploads.ts": `import { defineDrill } from "lifeboat";
 export default defineDrill({ name: "uploads", job: "uploads" });
+`,
+    "jobs/badglob.ts": `import { defineJob } from "lifeboat";
+export default defineJob({ name: "badglob", source: { type: "volume", path: "${volume}", boundary: "app-disk", exclude: ["*.tmp", "!keep"] }, targets: ["offsite"] });
 `,
     "jobs/bulk.ts": `import { defineJob } from "lifeboat";
 export default defineJob({ name: "bulk", source: { type: "volume", path: "${join(work, "bulk")}", boundary: "app-disk" }, targets: ["offsite"] });
@@ -79,6 +102,26 @@ describe("volume job through the CLI", () => {
     expect(refused.stderr).toMatch(/refusing to overwrite/);
     expect(readdirSync(busy)).toEqual(["readme.txt"]);
     expect(readFileSync(join(busy, "readme.txt"), "utf8")).toBe("mine\n");
+  });
+
+  it("refuses a confirmed restore that meets a symlink of the destination where the snapshot has a directory: exit 3, blaming the destination", async () => {
+    const dest = join(work, "in-the-way");
+    const elsewhere = join(work, "elsewhere");
+    mkdirSync(dest);
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, join(dest, "docs"));
+    const r = await atTerminal(dest, ["restore", "uploads", "--to", dest]);
+    expect(r.status, r.out).toBe(3);
+    expect(r.out).toMatch(/archive entry "docs\/" goes through "docs", which is a symlink already in /);
+    expect(r.out).toMatch(/hint: the destination is in the way, not the archive: move \S+\/docs aside/);
+    expect(r.out).not.toMatch(/crafted/);
+    expect(readdirSync(elsewhere)).toEqual([]);
+  });
+
+  it("names the job file of an exclude pattern it cannot use (exit 2)", async () => {
+    const r = await cli("backup", "badglob");
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/jobs\/badglob\.ts: source: .*exclude\.1: .*"!keep"/);
   });
 
   it("says so and exits when the destination directory cannot be created", async () => {

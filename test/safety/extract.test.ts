@@ -1,5 +1,16 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -147,6 +158,75 @@ describe("extractTar", () => {
     }
   });
 
+  it("blames the destination, not the archive, for a symlink, file or directory of its own in an entry's way", async () => {
+    const out = outsideDir();
+    const t = temp();
+    writeFileSync(join(t, "mine.txt"), "mine");
+    symlinkSync(out, join(t, "sub"));
+    const err = (await extract(archive(file("first.txt", "1"), dir("sub/"), file("sub/x", "x")), t).catch((e: unknown) => e)) as {
+      code: string;
+      message: string;
+      hint: string;
+    };
+    expect(err).toMatchObject({
+      code: code.refused,
+      message: `archive entry "sub/" goes through "sub", which is a symlink already in ${t}`,
+    });
+    expect(err.hint).toMatch(/^the destination is in the way, not the archive: move .*\/sub aside, or restore into a new, empty directory/);
+    expect(err.hint).toMatch(/Other entries were already written, so .* now holds a partial restore/);
+    expect(err.hint).not.toMatch(/crafted|was not restored/);
+    expect(readFileSync(join(t, "first.txt"), "utf8")).toBe("1");
+    expect(readdirSync(out)).toEqual([]);
+
+    const t2 = temp();
+    mkdirSync(join(t2, "d"));
+    const err2 = await extract(archive(file("d", "x")), t2).catch((e: unknown) => e);
+    expect(err2).toMatchObject({
+      code: code.refused,
+      message: `archive entry "d" (a file) would replace "d", which is a directory already in ${t2}`,
+      hint: expect.stringMatching(/^the destination is in the way/),
+    });
+    const t3 = temp();
+    writeFileSync(join(t3, "f"), "mine");
+    const err3 = await extract(archive(file("f/x", "x")), t3).catch((e: unknown) => e);
+    expect(err3).toMatchObject({
+      code: code.refused,
+      message: `archive entry "f/x" goes through "f", which is a file already in ${t3}`,
+      hint: expect.stringMatching(/restore into a new, empty directory\. Nothing was written\.$/),
+    });
+    // A symlink of the snapshot meeting a directory of the destination is only found once everything else is out.
+    const t5 = temp();
+    mkdirSync(join(t5, "l"));
+    const err5 = await extract(archive(file("a", "1"), symlink("l", "a")), t5).catch((e: unknown) => e);
+    expect(err5).toMatchObject({
+      code: code.refused,
+      message: `archive entry "l" (a symlink) would replace "l", which is a directory already in ${t5}`,
+      hint: expect.stringMatching(/Other entries were already written/),
+    });
+
+    // Into an empty directory, only the archive can have put a file in its own way.
+    const err4 = await extract(archive(file("a", "1"), file("a/b", "2")), temp()).catch((e: unknown) => e);
+    expect(err4).toMatchObject({
+      code: code.refused,
+      message: 'archive entry "a/b" goes through "a", which is a file',
+      hint: "the archive is damaged or crafted to write outside the restore directory: extraction stopped at this entry (entries before it were written)",
+    });
+  });
+
+  it("leaves every file before a refused entry complete, not cut off by the refusal", async () => {
+    for (let round = 0; round < 3; round++) {
+      const t = temp();
+      symlinkSync(outsideDir(), join(t, "z-sub"));
+      // Small files are written in the background, several at once: many are still in flight when "z-sub/" is refused.
+      const files = Array.from({ length: 30 }, (_, i) => file(`f${String(i).padStart(2, "0")}`, `content of file ${i}\n`.repeat(50)));
+      const err = await extract(archive(...files, dir("z-sub/")), t).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: code.refused });
+      for (let i = 0; i < 30; i++) {
+        expect(readFileSync(join(t, `f${String(i).padStart(2, "0")}`), "utf8"), `f${i}`).toBe(`content of file ${i}\n`.repeat(50));
+      }
+    }
+  });
+
   it("replaces an existing file or symlink at an entry's path, but never an existing directory", async () => {
     const out = outsideDir();
     const t = temp();
@@ -183,6 +263,16 @@ describe("extractTar", () => {
     const pending = extractTar({ input: endless, dir: temp(), signal: ac.signal });
     setTimeout(() => ac.abort(), 50);
     await expect(pending).rejects.toMatchObject({ code: code.aborted });
+  });
+
+  it("stops with ABORTED when aborted while it is still opening the target directory", async () => {
+    const ac = new AbortController();
+    const endless = new Readable({ read() {} });
+    const pending = extractTar({ input: endless, dir: temp(), signal: ac.signal });
+    ac.abort(new Error("interrupted by SIGTERM"));
+    const hang = new Promise((_, reject) => setTimeout(() => reject(new Error("extractTar never settled")), 10_000));
+    await expect(Promise.race([pending, hang])).rejects.toMatchObject({ code: code.aborted });
+    expect(endless.destroyed).toBe(true);
   });
 
   it("stops with ABORTED when aborted in the middle of a large file's content", async () => {
