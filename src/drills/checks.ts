@@ -49,13 +49,20 @@ export function evaluateQuery(q: DrillQuery, result: { value: number } | { error
   return { kind: "query", name: q.name, ok, expected, actual: v };
 }
 
-/** Turns the first column of a query's single row into a number, or explains why it cannot. */
-export function singleNumber(rows: readonly Record<string, unknown>[]): { value: number } | { error: string } {
+/** Decimal text as databases print numbers ("42", "-1.5", "1e3"): never "0x10", " ", "Infinity". */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/**
+ * Turns a query's single row of one column into a number, or explains why it cannot. Rows are arrays of values, so
+ * columns of the same name stay apart.
+ */
+export function singleNumber(rows: readonly unknown[][]): { value: number } | { error: string } {
   if (rows.length !== 1) return { error: `the query returned ${rows.length} rows; it must return exactly one row with one number` };
-  const values = Object.values(rows[0] as Record<string, unknown>);
+  const values = rows[0] as unknown[];
   if (values.length !== 1) return { error: `the query returned ${values.length} columns; it must return exactly one row with one number` };
   const first = values[0];
-  const n = typeof first === "bigint" ? Number(first) : typeof first === "string" && first.trim() !== "" ? Number(first) : first;
-  if (typeof n !== "number" || Number.isNaN(n)) return { error: `the query returned ${JSON.stringify(first)}, not a number` };
+  const n =
+    typeof first === "bigint" ? Number(first) : typeof first === "string" && DECIMAL.test(first.trim()) ? Number(first.trim()) : first;
+  if (typeof n !== "number" || !Number.isFinite(n)) return { error: `the query returned ${JSON.stringify(first)}, not a number` };
   return { value: n };
 }

@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import type pg from "pg";
 import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import { stripPassword } from "../secret.ts";
-import { connectPostgres, countTables, parsePostgresUrl, restorePostgres } from "../sources/postgres.ts";
+import { cancelBackend, connectPostgres, countTables, parsePostgresUrl, restorePostgres } from "../sources/postgres.ts";
 import { compareCounts, evaluateQuery, singleNumber } from "./checks.ts";
 import type { CheckResult, Destination, DrillKind, RestoreKind, Scratch, ScratchContext } from "./kind.ts";
 
@@ -84,21 +84,33 @@ export const postgresDrillKind: DrillKind & RestoreKind = {
         const file = await input.file();
         await restorePostgres({ url, file, jobs: Math.max(1, Math.min(4, availableParallelism())), signal });
       },
-      async check(inventory, drill, _signal): Promise<CheckResult[]> {
+      async check(inventory, drill, signal): Promise<CheckResult[]> {
         return withClient(url, async (c) => {
-          const out: CheckResult[] = [];
-          if (drill.checks.rowCounts !== "off") {
-            out.push(compareCounts(inventory.tables ?? {}, await countTables(c), inventory.counts));
-          }
-          for (const q of drill.checks.queries) {
-            try {
-              const r = await c.query(q.sql);
-              out.push(evaluateQuery(q, singleNumber(r.rows)));
-            } catch (err) {
-              out.push(evaluateQuery(q, { error: messageOf(err) }));
+          // A check can run long (a user's query, a count of a huge table): an interrupt cancels it, not waits for it.
+          const pid = (c as unknown as { processID?: number }).processID;
+          const onAbort = () => void (pid && cancelBackend(admin, pid).catch(() => {}));
+          signal.addEventListener("abort", onAbort, { once: true });
+          try {
+            const out: CheckResult[] = [];
+            if (drill.checks.rowCounts !== "off") {
+              // The restoring role owns every table: FORCE ROW LEVEL SECURITY would hide rows from its counts (it is
+              // the scratch copy's own setting, dropped with it).
+              await c.query(NO_FORCED_RLS);
+              out.push(compareCounts(inventory.tables ?? {}, await countTables(c, signal), inventory.counts));
             }
+            for (const q of drill.checks.queries) {
+              if (signal.aborted) break;
+              try {
+                const r = (await c.query({ text: q.sql, rowMode: "array" })) as unknown;
+                out.push(evaluateQuery(q, Array.isArray(r) ? SEVERAL_STATEMENTS : singleNumber((r as pg.QueryResult<unknown[]>).rows)));
+              } catch (err) {
+                out.push(evaluateQuery(q, { error: messageOf(err) }));
+              }
+            }
+            return out;
+          } finally {
+            signal.removeEventListener("abort", onAbort);
           }
-          return out;
         });
       },
       async drop() {
@@ -109,6 +121,14 @@ export const postgresDrillKind: DrillKind & RestoreKind = {
     };
   },
 };
+
+const SEVERAL_STATEMENTS = { error: "the query holds several statements; a check is one query returning one number" };
+
+/** Turns FORCE ROW LEVEL SECURITY off on every table of the (scratch) database it runs in. */
+const NO_FORCED_RLS = `do $$ declare t record; begin
+  for t in select c.oid::regclass as name from pg_class c where c.relforcerowsecurity loop
+    execute format('alter table %s no force row level security', t.name);
+  end loop; end $$`;
 
 const USER_SCHEMA = `n.nspname not in ('pg_catalog','information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'`;
 const notFromExtension = (catalog: string, oid: string) =>

@@ -6,7 +6,7 @@ import { type DrillRecord, writeDrillRecord } from "../catalog/drill-record.ts";
 import { makeSnapshotId } from "../catalog/snapshot-id.ts";
 import { findSnapshot } from "../catalog/snapshots.ts";
 import { getJob, type LoadedConfig, type LoadedDrill, type LoadedJob } from "../config/load.ts";
-import { ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
+import { abortedError, ConfigError, code, LifeboatError, messageOf } from "../errors.ts";
 import { openTarget } from "../pipeline/job.ts";
 import { downloadArtifact, openArtifact, readInventory } from "../pipeline/restore.ts";
 import type { Target } from "../storage/target.ts";
@@ -113,8 +113,11 @@ async function drillOn(target: Target, drill: LoadedDrill, job: LoadedJob, opts:
     const c0 = Date.now();
     checks = await scratch.check(inventory, drill, signal);
     timings.checksMs = Date.now() - c0;
+    // Checks cut short by an interrupt are no evidence either way: no record.
+    if (signal.aborted) throw abortedError(`drill ${drill.name}`, signal);
   } catch (err) {
-    if (signal.aborted || operatorError(err)) throw err;
+    if (signal.aborted) throw err instanceof LifeboatError && err.code === code.aborted ? err : abortedError(`drill ${drill.name}`, signal);
+    if (operatorError(err)) throw err;
     error = messageOf(err);
   } finally {
     await Promise.allSettled([scratch?.drop(), tmp ? rm(tmp, { recursive: true, force: true }) : undefined]);

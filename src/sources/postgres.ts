@@ -21,7 +21,7 @@ const LIST_TABLES = `
 
 /**
  * Counts the rows of every user table (leaf partitions included, partitioned parents skipped) with exact
- * count(*), keyed by format('%I.%I', schema, table), e.g. public.orders or "Sales"."Order Items". Runs in the
+ * count(*) of the table's own rows (ONLY: an inheritance parent's children count as tables of their own), keyed by format('%I.%I', schema, table), e.g. public.orders or "Sales"."Order Items". Runs in the
  * client's current transaction, so inside a snapshot the counts describe that instant. Drills call it on the
  * restored database to get comparable keys. Rejects with the server's error; stops between tables when aborted.
  */
@@ -31,7 +31,9 @@ export async function countTables(client: pg.ClientBase, signal?: AbortSignal): 
   for (const name of names) {
     signal?.throwIfAborted();
     // name is quoted by format('%I'), so interpolating it is safe.
-    const r = await client.query<{ n: string }>(`select count(*)::text as n from ${name}`);
+    // ONLY: an inheritance parent's own rows; its children are counted as tables of their own (and a foreign child
+    // would read data outside the snapshot).
+    const r = await client.query<{ n: string }>(`select count(*)::text as n from only ${name}`);
     counts[name] = Number(r.rows[0]?.n);
   }
   return counts;
@@ -189,6 +191,11 @@ export class PostgresSource implements Source {
       signal.removeEventListener("abort", onAbort);
       if (err) throw err;
       const warnings = redact(stderr(), secrets).split("\n").filter(Boolean);
+      if (this.#args.some((a) => selectsOption(a, ["enable-row-security"], "", PG_RULES))) {
+        warnings.push(
+          "pgDumpArgs --enable-row-security: the dump and the counts hold only the rows the backup role's row-level security policies let it see; rows hidden from it are in neither (back up as a role with BYPASSRLS for every row)",
+        );
+      }
       const filters = this.#args.filter(isFilter);
       if (filters.length) {
         warnings.push(
@@ -217,7 +224,7 @@ export class PostgresSource implements Source {
 }
 
 /** Cancels a running query of another session (a count(*) the abort should not wait for). Best effort. */
-async function cancelBackend(url: string, pid: number): Promise<void> {
+export async function cancelBackend(url: string, pid: number): Promise<void> {
   const c = await connectPostgres(url);
   try {
     await c.query("select pg_cancel_backend($1)", [pid]);
