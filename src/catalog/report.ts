@@ -1,6 +1,6 @@
 import type { DrillRecord } from "./drill-record.ts";
 import { snapshotTime } from "./snapshot-id.ts";
-import type { SnapshotListing } from "./snapshots.ts";
+import { newestFirst, type SnapshotListing } from "./snapshots.ts";
 
 /**
  * The status of one job's copy on one target, worst first: never (no complete snapshot), failing (the last run or
@@ -173,7 +173,7 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
     add("failing", `cannot read target "${target}": ${reading.error}`);
   }
 
-  const complete = [...listing.complete].sort((a, b) => b.snapshotId.localeCompare(a.snapshotId));
+  const complete = [...listing.complete].sort(newestFirst);
   const newestManifest = complete[0];
   const newest = newestManifest && {
     snapshotId: newestManifest.snapshotId,

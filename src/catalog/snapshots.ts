@@ -57,13 +57,21 @@ export async function listSnapshots(target: Target, job: string): Promise<Snapsh
       else broken.push({ snapshotId: batch[j] as string, error: messageOf(r.reason) });
     });
   }
-  // Ids sort by second; within one second the finish time decides which is newest.
-  complete.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.snapshotId.localeCompare(a.snapshotId));
+  complete.sort(newestFirst);
   const incomplete = [...ids]
     .filter((id) => !withManifest.has(id))
     .sort()
     .reverse();
   return { complete, incomplete, broken };
+}
+
+/**
+ * Newest first, by start time: a snapshot holds its source as it was when it started, so of two overlapping backups
+ * the one started later holds the newer data, whichever finished first. Ids sort by start second; within one
+ * second the manifests' startedAt (milliseconds) decides, then the id.
+ */
+export function newestFirst(a: Manifest, b: Manifest): number {
+  return Date.parse(b.startedAt) - Date.parse(a.startedAt) || b.snapshotId.localeCompare(a.snapshotId);
 }
 
 /** The given snapshot, or the newest complete one. Rejects with NotFoundError naming job and target. */

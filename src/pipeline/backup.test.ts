@@ -114,6 +114,30 @@ describe("runBackup", () => {
     expect((await listSnapshots(a, "app")).complete).toHaveLength(1);
   });
 
+  it("lists the snapshot that started last as newest, also when an older overlapping one finished after it", async () => {
+    const a = new MemoryTarget("a");
+    const times = ["2026-12-07T10:00:00.100Z", "2026-12-07T10:00:00.900Z", "2026-12-07T10:00:05.000Z", "2026-12-07T10:00:09.000Z"];
+    // First backup starts at .100 and ends at 9 s; the second starts at .900 (the same second) and ends at 5 s.
+    const clock = (i: number) => () => new Date(times[i] as string);
+    const slow = runBackup({
+      job: { ...job, targets: ["a"] },
+      config,
+      source: fakeSource([randomBytes(100)]),
+      targets: [a],
+      now: sequence(clock(0), clock(3)),
+    });
+    await slow;
+    await runBackup({
+      job: { ...job, targets: ["a"] },
+      config,
+      source: fakeSource([randomBytes(100)]),
+      targets: [a],
+      now: sequence(clock(1), clock(2)),
+    });
+    const listed = (await listSnapshots(a, "app")).complete;
+    expect(listed.map((m) => m.startedAt)).toEqual([times[1], times[0]]);
+  });
+
   it("verify reports the inventory's plaintext size in bytes, not characters", async () => {
     const a = new MemoryTarget("a");
     const source = fakeSource([randomBytes(1000)]);
@@ -167,4 +191,10 @@ async function plaintext2(target: MemoryTarget, k: string): Promise<Buffer> {
   const out: Buffer[] = [];
   for await (const c of Readable.from([sealed]).pipe(createDecryptStream([key.identity], k))) out.push(c as Buffer);
   return Buffer.concat(out);
+}
+
+/** A clock that answers with each of the given clocks in turn, the last one from then on. */
+function sequence(...clocks: (() => Date)[]): () => Date {
+  let i = 0;
+  return () => (clocks[Math.min(i++, clocks.length - 1)] as () => Date)();
 }
