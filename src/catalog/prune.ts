@@ -98,7 +98,11 @@ export async function pruneJob(loaded: LoadedConfig, jobName: string, opts: Prun
     const unreadable: string[] = [];
     for (const t of targets) {
       try {
-        for (const r of (await listDrillRecords(t.target, job.name)).records) if (r.verdict === "pass") proven.add(r.snapshotId);
+        const { records, broken } = await listDrillRecords(t.target, job.name);
+        for (const r of records) if (r.verdict === "pass") proven.add(r.snapshotId);
+        // A record that cannot be read may be the one that proves a snapshot: pruning without it could delete it.
+        for (const b of broken)
+          unreadable.push(`drill record ${b.key} on target "${t.name}" cannot be read (${b.error}); move it aside or delete it`);
       } catch (err) {
         unreadable.push(`cannot read drill records on target "${t.name}": ${messageOf(err)}`);
       }

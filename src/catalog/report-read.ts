@@ -48,7 +48,7 @@ export async function readTarget(target: Target, job: string): Promise<TargetRea
       listTombstones(target, job),
     ]);
     const pending = tombstones.map((t) => ({ snapshotId: t.snapshotId, deleteAfter: t.deleteAfter }));
-    return { job, target: target.name, listing, records: drills.records, pending };
+    return { job, target: target.name, listing, records: drills.records, brokenRecords: drills.broken, pending };
   } catch (err) {
     return { job, target: target.name, error: messageOf(err) };
   }

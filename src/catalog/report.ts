@@ -36,6 +36,8 @@ export interface TargetReading {
   listing?: SnapshotListing;
   /** Drill records, any order. */
   records?: readonly DrillRecord[];
+  /** Drill records that could not be read or parsed. */
+  brokenRecords?: readonly { key: string; error: string }[];
   /** Snapshots marked for deletion by prune (tombstones), with the time after which a prune deletes them. */
   pending?: readonly { snapshotId: string; deleteAfter: string }[];
   error?: string;
@@ -172,6 +174,8 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
   if (reading.error !== undefined) {
     add("failing", `cannot read target "${target}": ${reading.error}`);
   }
+  // Evidence that cannot be read proves nothing, and stops prune: someone must look at it.
+  for (const b of reading.brokenRecords ?? []) add("failing", `drill record ${b.key} cannot be read: ${b.error}`);
 
   const complete = [...listing.complete].sort(newestFirst);
   const newestManifest = complete[0];

@@ -3,7 +3,7 @@ import { pruneJob } from "../../src/catalog/prune.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import type { RetentionDecision } from "../../src/safety/retention.ts";
 import { S3Target } from "../../src/storage/s3.ts";
-import { listAll, type Target } from "../../src/storage/target.ts";
+import { listAll, putBuffer, type Target } from "../../src/storage/target.ts";
 import { makeKey } from "../helpers/age.ts";
 import { type CliResult, runCli } from "../helpers/cli.ts";
 import { adminUrl, createTestDatabase, type TestDatabase } from "../helpers/pg.ts";
@@ -183,6 +183,24 @@ describe("prune through the CLI, in two phases", () => {
     expect(actions(r)[ids[1] as string]).toBe("keep");
     expect(actions(r)[ids[2] as string]).toBe("delete");
     expect(await keys(`${job}/snapshots/${ids[1]}/`)).toHaveLength(3);
+  });
+
+  it("a drill record that cannot be read stops prune and shows in the report", async () => {
+    const broken = `${job}/drills/20260101T000000Z-dead.json`;
+    await putBuffer(target(), broken, '{"format":"lifeboat-drill-record", "trunc');
+    try {
+      const before = await keys(`${job}/snapshots/`);
+      const r = await prune(800, "--json");
+      expect(r.status).toBe(1);
+      expect(JSON.stringify(r.json)).toMatch(/drill record .*20260101T000000Z-dead\.json.* cannot be read/);
+      expect(JSON.stringify(r.json)).toMatch(/nothing pruned/);
+      expect(await keys(`${job}/snapshots/`)).toEqual(before);
+      const report = await cli(["report"]);
+      expect(report.status).toBe(1);
+      expect(report.stdout).toMatch(/drill record .*20260101T000000Z-dead\.json cannot be read/);
+    } finally {
+      await target().remove(broken);
+    }
   });
 });
 
