@@ -173,6 +173,9 @@ export class FilesystemTarget implements Target {
     } catch (err) {
       if (!isMissing(err)) throw this.#fail(`remove "${key}"`, path, err);
     }
+    // The folder a pruned snapshot leaves empty goes too: empty folders would pile up and slow every listing. Only
+    // the object's own folder: its parents may be about to receive a new snapshot's folder.
+    if (dirname(path) !== this.root) await removeEmpty(dirname(path), dirname(path));
   }
 
   #path(key: string): string {

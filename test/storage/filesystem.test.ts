@@ -47,6 +47,18 @@ describe("FilesystemTarget", () => {
     expect(existsSync(root)).toBe(false);
   });
 
+  it("removing an object's last sibling removes its now empty folder, not the folders above", async () => {
+    const root = await mkdtemp(join(tmpdir(), "lifeboat-fs-"));
+    const target = new FilesystemTarget("nas", { path: root });
+    await putBuffer(target, "app/snapshots/1/manifest.json", "{}");
+    await putBuffer(target, "app/snapshots/1/db.zst.age", "x");
+    await target.remove("app/snapshots/1/manifest.json");
+    expect((await readdir(root, { recursive: true })).sort()).toContain("app/snapshots/1");
+    await target.remove("app/snapshots/1/db.zst.age");
+    expect((await readdir(root, { recursive: true })).sort()).toEqual(["app", "app/snapshots"]);
+    await rm(root, { recursive: true, force: true });
+  });
+
   it("removes the folders a failed put created, and only those", async () => {
     const root = await mkdtemp(join(tmpdir(), "lifeboat-fs-"));
     const target = new FilesystemTarget("nas", { path: root });
