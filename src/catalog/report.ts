@@ -162,6 +162,9 @@ function provenElsewhere(job: ReportJob, target: string, listing: SnapshotListin
   return false;
 }
 
+/** How far in the future a snapshot may be dated before the report distrusts the clocks (hosts drift a little). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 function computeRow(job: ReportJob, target: string, reading: TargetReading, drills: readonly ReportDrill[], input: ReportInput): ReportRow {
   const now = input.now.getTime();
   const listing = reading.listing ?? { complete: [], incomplete: [], broken: [] };
@@ -195,6 +198,14 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
   const newerFailure = failedRuns.find((id) => !newest || id > newest.snapshotId);
   if (newerFailure) {
     add("failing", `last backup failed: snapshot ${newerFailure} has no valid manifest`);
+  }
+
+  // A snapshot from the future (a backup host whose clock runs ahead) would look fresh for as long as the skew lasts.
+  if (newest && newest.ageMs < -CLOCK_SKEW_MS) {
+    add(
+      "failing",
+      `newest snapshot ${newest.snapshotId} finished ${formatAge(-newest.ageMs)} in the future: the backup host's clock is ahead, so its age (and the RPO) cannot be judged`,
+    );
   }
 
   if (newest && job.rpo) {

@@ -109,6 +109,18 @@ const cases: Case[] = [
     reading: { listing: listing([10], [idAgo(1)]), records: [record("db", "offsite", "db-drill", 20, "pass")] },
   },
   {
+    name: "a snapshot dated in the future (the backup host's clock is ahead)",
+    status: "failing",
+    reason: /finished 24\.0 h in the future: the backup host's clock is ahead/,
+    reading: { listing: listing([-24]), records: [record("db", "offsite", "db-drill", 20, "pass")] },
+  },
+  {
+    name: "a snapshot a few seconds ahead is within the clocks' drift",
+    status: "ok",
+    reason: /^$/,
+    reading: { listing: listing([-0.01]), records: [record("db", "offsite", "db-drill", 20, "pass")] },
+  },
+  {
     name: "passing drill older than maxAge",
     status: "unproven",
     reason: /newest passing drill is 9\.0 d old \(maxAge 8d\)/,
