@@ -8,9 +8,9 @@ import { configSchema, jobSchema } from "../config/schema.ts";
 import { abortedError, code, LifeboatError } from "../errors.ts";
 import type { Dump, Source } from "../sources/source.ts";
 import { MemoryTarget } from "../storage/memory.ts";
-import { getBuffer, type PutOptions, type StoredObject } from "../storage/target.ts";
+import { getBuffer, type PutOptions, putBuffer, type StoredObject } from "../storage/target.ts";
 import { createDecryptStream } from "./age.ts";
-import { runBackup } from "./backup.ts";
+import { runBackup, unusedSnapshotId } from "./backup.ts";
 import { createDecompressStream } from "./compress.ts";
 import { verifySnapshot } from "./restore.ts";
 
@@ -136,6 +136,15 @@ describe("runBackup", () => {
     });
     const listed = (await listSnapshots(a, "app")).complete;
     expect(listed.map((m) => m.startedAt)).toEqual([times[1], times[0]]);
+  });
+
+  it("draws another snapshot id when a target already holds one of the same second and digits", async () => {
+    const a = new MemoryTarget("a");
+    const b = new MemoryTarget("b");
+    await putBuffer(b, "app/snapshots/20261207T100000Z-aaaa/db.raw.zst.age", "x");
+    const draws = ["20261207T100000Z-aaaa", "20261207T100000Z-bbbb"];
+    const id = await unusedSnapshotId([a, b], "app", new Date(), () => draws.shift() as string);
+    expect(id).toBe("20261207T100000Z-bbbb");
   });
 
   it("verify reports the inventory's plaintext size in bytes, not characters", async () => {

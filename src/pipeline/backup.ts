@@ -6,7 +6,7 @@ import type { Config, Job } from "../config/schema.ts";
 import { code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
 import type { Source } from "../sources/source.ts";
-import { INVENTORY, MANIFEST, snapshotKey } from "../storage/layout.ts";
+import { INVENTORY, MANIFEST, snapshotKey, snapshotPrefix } from "../storage/layout.ts";
 import { snapshotRetention } from "../storage/s3.ts";
 import { putBuffer, type Target } from "../storage/target.ts";
 import { VERSION } from "../version.ts";
@@ -67,7 +67,7 @@ export interface BackupResult {
 export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? (() => new Date());
   const started = now();
-  const snapshotId = makeSnapshotId(started);
+  const snapshotId = await unusedSnapshotId(opts.targets, opts.job.name, started);
   const { job, config, targets } = opts;
   const ac = new AbortController();
   const onAbort = () => ac.abort(opts.signal?.reason);
@@ -228,4 +228,31 @@ function allFailed(failures: Map<number, string>, targets: Target[], causes: Map
     return why.startsWith(own) ? why : `${own}${why}`;
   });
   return new LifeboatError(code.storage, `every target failed:\n  ${lines.join("\n  ")}`);
+}
+
+/**
+ * A snapshot id no target holds objects under yet. Two backups of a job in the same second draw their 4 random hex
+ * digits independently; the same draw would make both write one snapshot. A target that cannot be listed is not
+ * asked (its put will fail and say why).
+ */
+export async function unusedSnapshotId(
+  targets: readonly Target[],
+  job: string,
+  started: Date,
+  make: (at: Date) => string = makeSnapshotId,
+): Promise<string> {
+  let id = make(started);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const taken = await Promise.all(
+      targets.map(async (t) => {
+        try {
+          for await (const _ of t.list(snapshotPrefix(job, id))) return true;
+        } catch {}
+        return false;
+      }),
+    );
+    if (!taken.includes(true)) return id;
+    id = make(started);
+  }
+  return id;
 }
