@@ -258,6 +258,8 @@ export const drillSchema = z
         rowCounts: z.enum(["exact", "off"]).default("exact"),
         /** Volume jobs: every file present with its recorded size and sha256, no extra files, symlinks unchanged. */
         files: z.enum(["exact", "off"]).default("exact"),
+        /** Longest a user query may run before it fails its check (a lock or a runaway query must not hang a drill). */
+        queryTimeout: durationSchema.default("15m"),
         queries: z
           .array(
             z
@@ -273,7 +275,7 @@ export const drillSchema = z
           .default([]),
       })
       .strict()
-      .default({ rowCounts: "exact", files: "exact", queries: [] }),
+      .default({ rowCounts: "exact", files: "exact", queryTimeout: "15m", queries: [] }),
   })
   .strict();
 

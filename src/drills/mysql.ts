@@ -1,3 +1,4 @@
+import { parseDuration } from "../catalog/report.ts";
 import type { Drill, MysqlSourceConfig } from "../config/schema.ts";
 import { ConfigError, code, LifeboatError, messageOf, RefusedError, wrap } from "../errors.ts";
 import {
@@ -168,6 +169,7 @@ class MysqlScratch implements Scratch {
     try {
       const results: CheckResult[] = [];
       if (drill.checks.rowCounts === "exact") results.push(await this.#rowCounts(conn, inventory, signal));
+      if (drill.checks.queries.length) await limitStatements(conn, parseDuration(drill.checks.queryTimeout));
       for (const q of drill.checks.queries) {
         signal.throwIfAborted();
         results.push(await queryCheck(conn, q));
@@ -281,4 +283,9 @@ async function queryCheck(conn: MysqlConnection, q: Query): Promise<CheckResult>
     actual: value,
     ...(ok ? {} : { detail: `${value} is outside ${JSON.stringify(expected)}` }),
   };
+}
+
+/** Caps each statement of the session at ms: MariaDB's max_statement_time (seconds), else MySQL's (SELECTs, ms). */
+async function limitStatements(conn: MysqlConnection, ms: number): Promise<void> {
+  await conn.query(`SET SESSION max_statement_time = ${ms / 1000}`).catch(() => conn.query(`SET SESSION max_execution_time = ${ms}`));
 }

@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import type pg from "pg";
 import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
+import { parseDuration } from "../catalog/report.ts";
 import { stripPassword } from "../secret.ts";
 import { cancelBackend, connectPostgres, countTables, parsePostgresUrl, restorePostgres } from "../sources/postgres.ts";
 import { compareCounts, evaluateQuery, singleNumber } from "./checks.ts";
@@ -98,6 +99,7 @@ export const postgresDrillKind: DrillKind & RestoreKind = {
               await c.query(NO_FORCED_RLS);
               out.push(compareCounts(inventory.tables ?? {}, await countTables(c, signal), inventory.counts));
             }
+            if (drill.checks.queries.length) await c.query(`set statement_timeout = ${parseDuration(drill.checks.queryTimeout)}`);
             for (const q of drill.checks.queries) {
               if (signal.aborted) break;
               try {

@@ -47,6 +47,9 @@ export default defineDrill({ name: "counts", job: "${job}", checks: { rowCounts:
   { name: "decimal text", sql: "select '12.5'::text", equals: 12.5 },
 ] } });
 `,
+    "restore-drills/timeout.ts": `import { defineDrill } from "lifeboat";
+export default defineDrill({ name: "timeout", job: "${job}", checks: { rowCounts: "off", queryTimeout: "1s", queries: [{ name: "slow", sql: "select count(*) from pg_sleep(5)", equals: 1 }] } });
+`,
     "restore-drills/stuck.ts": `import { defineDrill } from "lifeboat";
 export default defineDrill({ name: "stuck", job: "${job}", checks: { rowCounts: "off", queries: [{ name: "sleeps", sql: "select pg_sleep(600)::text", equals: 0 }] } });
 `,
@@ -82,6 +85,16 @@ describe("postgres drill checks", () => {
     expect(byName["hex text"]).toMatchObject({ ok: false, detail: expect.stringMatching(/"0x10", not a number/) });
     expect(byName["decimal text"]).toMatchObject({ ok: true, actual: 12.5 });
     expect(d.status).toBe(1);
+  });
+
+  it("a check query running past queryTimeout fails its check instead of holding the drill", async () => {
+    const started = Date.now();
+    const d = await cli("--json", "drill", "timeout");
+    expect(d.status).toBe(1);
+    const check = (d.json as { drills: { record: { checks: { name: string; ok: boolean; detail?: string }[] } }[] }).drills[0]?.record
+      .checks[0];
+    expect(check).toMatchObject({ name: "slow", ok: false, detail: expect.stringMatching(/statement timeout/) });
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 
   it("an interrupt during a check query stops the drill at once: ABORTED, exit 1, no record", async () => {

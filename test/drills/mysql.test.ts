@@ -77,6 +77,25 @@ describe("mysql drill kind", () => {
     await expect(mysqlDrillKind.createScratch(ctx)).rejects.toThrow(/already exists/);
   });
 
+  it("fails a check query that runs past queryTimeout instead of waiting for it", async () => {
+    const { scratch, drill } = await create();
+    await scratch.restore(artifactFrom(Readable.from([SQL])), signal);
+    const started = Date.now();
+    const results = await scratch.check(
+      { kind: "mysql", counts: "exact", tables: {} },
+      drill({
+        rowCounts: "off",
+        queryTimeout: "1s",
+        queries: [{ name: "slow", sql: "SELECT COUNT(*) FROM (SELECT SLEEP(5)) s", equals: 1 }],
+      }),
+      signal,
+    );
+    expect(results).toEqual([
+      expect.objectContaining({ name: "slow", ok: false, detail: expect.stringMatching(/max_statement_time|interrupted/i) }),
+    ]);
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
   it("reports each missing, extra and differing table, and runs check queries", async () => {
     const { scratch, drill } = await create();
     await scratch.restore(artifactFrom(Readable.from([SQL])), signal);
