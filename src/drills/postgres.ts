@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import type pg from "pg";
-import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import { parseDuration } from "../catalog/report.ts";
+import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import { stripPassword } from "../secret.ts";
 import { cancelBackend, connectPostgres, countTables, parsePostgresUrl, restorePostgres } from "../sources/postgres.ts";
 import { compareCounts, evaluateQuery, singleNumber } from "./checks.ts";
