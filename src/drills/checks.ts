@@ -46,7 +46,7 @@ export function evaluateQuery(q: DrillQuery, result: { value: number } | { error
   if ("error" in result) return { kind: "query", name: q.name, ok: false, expected, detail: result.error };
   const v = result.value;
   const ok = (q.min === undefined || v >= q.min) && (q.max === undefined || v <= q.max) && (q.equals === undefined || v === q.equals);
-  return { kind: "query", name: q.name, ok, expected, actual: v };
+  return { kind: "query", name: q.name, ok, expected, actual: v, ...(ok ? {} : { detail: `${v} is outside ${JSON.stringify(expected)}` }) };
 }
 
 /** Decimal text as databases print numbers ("42", "-1.5", "1e3"): never "0x10", " ", "Infinity". */
@@ -59,7 +59,9 @@ const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 export function singleNumber(rows: readonly unknown[][]): { value: number } | { error: string } {
   if (rows.length !== 1) return { error: `the query returned ${rows.length} rows; it must return exactly one row with one number` };
   const values = rows[0] as unknown[];
-  if (values.length !== 1) return { error: `the query returned ${values.length} columns; it must return exactly one row with one number` };
+  if (values.length !== 1) {
+    return { error: `the query returned one row of ${values.length} columns; it must return exactly one row with one number` };
+  }
   const first = values[0];
   const n =
     typeof first === "bigint" ? Number(first) : typeof first === "string" && DECIMAL.test(first.trim()) ? Number(first.trim()) : first;

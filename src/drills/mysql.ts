@@ -15,6 +15,7 @@ import {
 import { restoreMysql } from "../sources/mysql-restore.ts";
 import { countRows, listTables, SCRATCH_PREFIX, tableKey } from "../sources/mysql-tables.ts";
 import type { Inventory } from "../sources/source.ts";
+import { evaluateQuery, singleNumber } from "./checks.ts";
 import type { ArtifactInput, CheckResult, DrillKind, RestoreKind, Scratch, ScratchContext } from "./kind.ts";
 import { openMysqlDestination } from "./mysql-destination.ts";
 
@@ -247,42 +248,18 @@ export function compareCounts(inventory: Inventory, actual: Record<string, numbe
 
 type Query = Drill["checks"]["queries"][number];
 
-/** Runs one check query; it must return exactly one number, within min/max and equal to equals when given. */
+/** Runs one check query; judged as every kind's are (checks.ts): exactly one number, within min/max/equals. */
 async function queryCheck(conn: MysqlConnection, q: Query): Promise<CheckResult> {
-  const expected = {
-    ...(q.min !== undefined ? { min: q.min } : {}),
-    ...(q.max !== undefined ? { max: q.max } : {}),
-    ...(q.equals !== undefined ? { equals: q.equals } : {}),
-  };
-  const fail = (detail: string, actual?: unknown): CheckResult => ({ kind: "query", name: q.name, ok: false, expected, actual, detail });
   let rows: unknown;
   try {
     [rows] = await conn.query({ sql: q.sql, rowsAsArray: true });
   } catch (err) {
-    return fail(`the query failed: ${(err as { sqlMessage?: string }).sqlMessage ?? messageOf(err)}`);
+    return evaluateQuery(q, { error: `the query failed: ${(err as { sqlMessage?: string }).sqlMessage ?? messageOf(err)}` });
   }
-  if (!Array.isArray(rows) || rows.length !== 1 || !Array.isArray(rows[0]) || rows[0].length !== 1) {
-    const first = Array.isArray(rows) ? rows[0] : undefined;
-    const shape = !Array.isArray(rows)
-      ? "no result set"
-      : rows.length !== 1
-        ? `${rows.length} rows`
-        : `one row of ${Array.isArray(first) ? first.length : "?"} columns`;
-    return fail(`the query returned ${shape}; a check query must return exactly one row with one number`);
-  }
-  const raw = rows[0][0];
-  const value = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : Number.NaN;
-  if (!Number.isFinite(value)) return fail(`the query returned ${JSON.stringify(raw)}, not a number`, raw);
-  const ok =
-    (q.min === undefined || value >= q.min) && (q.max === undefined || value <= q.max) && (q.equals === undefined || value === q.equals);
-  return {
-    kind: "query",
-    name: q.name,
-    ok,
-    expected,
-    actual: value,
-    ...(ok ? {} : { detail: `${value} is outside ${JSON.stringify(expected)}` }),
-  };
+  // A statement without rows (UPDATE, SET) answers with a result header, not a list of rows.
+  if (!Array.isArray(rows))
+    return evaluateQuery(q, { error: "the query returned no result set; it must return exactly one row with one number" });
+  return evaluateQuery(q, singleNumber(rows as unknown[][]));
 }
 
 /** Caps each statement of the session at ms: MariaDB's max_statement_time (seconds), else MySQL's (SELECTs, ms). */

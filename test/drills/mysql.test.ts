@@ -111,6 +111,7 @@ describe("mysql drill kind", () => {
           { name: "rows", sql: "SELECT id FROM `Order`" },
           { name: "decimal", sql: "SELECT SUM(id) / 2 FROM `Order`", equals: 3 },
           { name: "columns", sql: "SELECT 1, 2" },
+          { name: "hex text", sql: "SELECT '0x10'", equals: 16 },
         ],
       }),
       signal,
@@ -131,12 +132,14 @@ describe("mysql drill kind", () => {
       ["rows", false],
       ["decimal", true],
       ["columns", false],
+      ["hex text", false],
     ]);
     expect(queries[1]).toMatchObject({ actual: 3, expected: { min: 10 } });
     expect(queries[2]?.detail).toMatch(/the query failed: Table '.*no_such_table' doesn't exist/);
     expect(queries[3]?.detail).toMatch(/"abc", not a number/);
     expect(queries[4]?.detail).toMatch(/returned 3 rows;/);
     expect(queries[6]?.detail).toMatch(/returned one row of 2 columns;/);
+    expect(queries[7]?.detail).toMatch(/"0x10", not a number/);
     const off = await scratch.check(inventory, drill({ rowCounts: "off" }), signal);
     expect(off).toEqual([]);
   });
