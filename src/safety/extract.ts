@@ -212,6 +212,16 @@ class Extractor {
     this.#waiting.clear();
   }
 
+  /** An entry's content, chunk by chunk; it ends with the extraction's error when that stops first. */
+  async *#contentOf(e: ReadEntry): AsyncGenerator<Buffer> {
+    const chunks = (e as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await this.#read(chunks);
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+
   /** The next chunk of an entry's content, unless the extraction stops first. */
   #read(chunks: AsyncIterator<Buffer>): Promise<IteratorResult<Buffer>> {
     if (this.#stoppedWith) return Promise.reject(this.#stoppedWith.err);
@@ -277,9 +287,9 @@ class Extractor {
 
   async #file(e: ReadEntry, full: string, owner: Owner): Promise<void> {
     await this.#inflight.get(full);
-    if (e.size > SMALL) return this.#write(e, full, e, owner);
+    if (e.size > SMALL) return this.#write(e, full, this.#contentOf(e), owner);
     const chunks: Buffer[] = [];
-    for await (const chunk of e as AsyncIterable<Buffer>) chunks.push(chunk);
+    for await (const chunk of this.#contentOf(e)) chunks.push(chunk);
     const data = [Buffer.concat(chunks)];
     while (this.#inflight.size >= WRITE_AHEAD) await Promise.race(this.#inflight.values());
     const task = this.#write(e, full, data, owner)
@@ -301,17 +311,12 @@ class Extractor {
       fh = await open(full, CREATE_FLAGS, 0o600);
     }
     try {
-      if (Array.isArray(content)) {
-        // Already in memory, so it cannot hang: written whole even once the extraction failed, so the files before a
-        // refused entry are complete in the partial tree it leaves (racing the stop left them empty).
-        for (const chunk of content) await this.#put(fh, chunk);
-      } else {
-        const chunks = content[Symbol.asyncIterator]();
-        for (;;) {
-          const next = await this.#read(chunks);
-          if (next.done) break;
-          await this.#put(fh, next.value);
-        }
+      // Small files come in memory, written whole even once the extraction failed, so the files before a refused
+      // entry are complete in the partial tree it leaves; a large one's chunks stop with the extraction (#contentOf).
+      for await (const chunk of content) {
+        let off = 0;
+        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        this.result.bytes += chunk.length;
       }
       // chown first: it clears setuid/setgid bits that chmod then sets.
       if (owner.uid !== undefined && owner.gid !== undefined && (owner.uid !== MY_UID || owner.gid !== MY_GID)) {
@@ -323,12 +328,6 @@ class Extractor {
       await fh.close();
     }
     this.result.files++;
-  }
-
-  async #put(fh: FileHandle, chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-    this.result.bytes += chunk.length;
   }
 
   /** Creates the deferred symlinks, checks where they lead, then gives directories their modes and mtimes. */
