@@ -67,8 +67,8 @@ export interface BackupResult {
 export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? (() => new Date());
   const started = now();
-  const snapshotId = await unusedSnapshotId(opts.targets, opts.job.name, started);
   const { job, config, targets } = opts;
+  const snapshotId = await unusedSnapshotId(targets, job.name, started);
   const ac = new AbortController();
   const onAbort = () => ac.abort(opts.signal?.reason);
   opts.signal?.addEventListener("abort", onAbort, { once: true });

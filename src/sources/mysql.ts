@@ -36,8 +36,9 @@ const REFUSED_LONG = (
   "result-file tab xml databases all-databases tables master-data source-data dump-slave dump-replica " +
   "flush-logs lock-all-tables lock-tables add-drop-database delete-master-logs host port user password " +
   "socket protocol defaults-file defaults-extra-file no-defaults defaults-group-suffix compress ssl " +
-  "skip-ssl ssl-mode init-command verbose skip-single-transaction skip-add-locks"
+  "skip-ssl init-command verbose skip-single-transaction skip-add-locks"
 ).split(" ");
+// Every --ssl-… option (--ssl-mode, --ssl-ca, …): the URL's ssl-mode and ssl-ca say how to connect.
 const REFUSED_FAMILIES = ["ssl"];
 const REFUSED_SHORT = "rTXBAFxlhPupSCv";
 const MYSQL_RULES = { mysql: true };

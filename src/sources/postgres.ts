@@ -21,9 +21,10 @@ const LIST_TABLES = `
 
 /**
  * Counts the rows of every user table (leaf partitions included, partitioned parents skipped) with exact
- * count(*) of the table's own rows (ONLY: an inheritance parent's children count as tables of their own), keyed by format('%I.%I', schema, table), e.g. public.orders or "Sales"."Order Items". Runs in the
- * client's current transaction, so inside a snapshot the counts describe that instant. Drills call it on the
- * restored database to get comparable keys. Rejects with the server's error; stops between tables when aborted.
+ * count(*) of the table's own rows (ONLY: an inheritance parent's children count as tables of their own), keyed by
+ * format('%I.%I', schema, table), e.g. public.orders or "Sales"."Order Items". Runs in the client's current
+ * transaction, so inside a snapshot the counts describe that instant. Drills call it on the restored database to
+ * get comparable keys. Rejects with the server's error; stops between tables when aborted.
  */
 export async function countTables(client: pg.ClientBase, signal?: AbortSignal): Promise<Record<string, number>> {
   const names = (await client.query<{ name: string }>(LIST_TABLES)).rows.map((r) => r.name);
