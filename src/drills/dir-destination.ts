@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { code, LifeboatError } from "../errors.ts";
 import { statToInspect } from "./file-destination.ts";
 import type { Destination } from "./kind.ts";
-import { makeRestoreDir, restoreVolume } from "./volume.ts";
+import { restoreVolume } from "./volume.ts";
 
 // Enough entries to tell a person what is there; a full walk of a large tree is not needed to say "it holds data".
 const SAMPLE = 10;
@@ -41,8 +41,6 @@ export function directoryDestination(to: string): Destination {
       };
     },
     async restore(input, _opts, signal) {
-      // Before the snapshot is opened: a directory that cannot be made must not leave a download running.
-      await makeRestoreDir(dir);
       await restoreVolume({ input: await input.stream(), dir, signal });
     },
   };

@@ -76,13 +76,13 @@ class SqliteScratch implements Scratch {
   /** Writes the artifact's plaintext to <dir>/db.sqlite. Rejects with the input's error (code kept) or ABORTED. */
   async restore(input: ArtifactInput, signal: AbortSignal): Promise<void> {
     const where = `restore into ${this.location}`;
-    if (signal.aborted) throw abortedError(`${where}`, signal);
+    if (signal.aborted) throw abortedError(where, signal);
     try {
       const stream = await input.stream();
       // "wx": a fresh scratch directory holds no db.sqlite; finding one means something else wrote here.
       await pipeline(stream, createWriteStream(this.#file, { flags: "wx", mode: 0o600 }), { signal });
     } catch (err) {
-      if (signal.aborted) throw abortedError(`${where}`, signal);
+      if (signal.aborted) throw abortedError(where, signal);
       throw wrap(where, err);
     }
   }

@@ -49,11 +49,11 @@ class VolumeScratch implements Scratch {
   /** Extracts the artifact into the scratch directory. Rejects with the input's or the extractor's error, or ABORTED. */
   async restore(input: ArtifactInput, signal: AbortSignal): Promise<void> {
     const where = `restore into ${this.location}`;
-    if (signal.aborted) throw abortedError(`${where}`, signal);
+    if (signal.aborted) throw abortedError(where, signal);
     try {
       await restoreVolume({ input: await input.stream(), dir: this.location, signal });
     } catch (err) {
-      if (signal.aborted) throw abortedError(`${where}`, signal);
+      if (signal.aborted) throw abortedError(where, signal);
       throw wrap(where, err);
     }
   }
@@ -123,7 +123,7 @@ export const volumeDrillKind: DrillKind = {
 };
 
 /** Creates the directory a volume is restored into (and its parents), naming it and the fix when it cannot. */
-export async function makeRestoreDir(dir: string): Promise<void> {
+async function makeRestoreDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
