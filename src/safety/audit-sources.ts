@@ -5,6 +5,7 @@ import type { SourceConfig } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
 import { closeQuietly, connectMysql, parseMysqlUrl, serverOf } from "../sources/mysql-connect.ts";
+import { databaseCollations } from "../sources/mysql-tables.ts";
 import { connectPostgres, parsePostgresUrl } from "../sources/postgres.ts";
 
 /** What doctor found out about one job's source. */
@@ -69,9 +70,9 @@ async function probe(source: SourceConfig): Promise<string | undefined> {
       });
       try {
         const wanted = source.databases ?? (p.database ? [p.database] : []);
-        const [rows] = await conn.query({ sql: "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA", rowsAsArray: true });
-        const found = new Set((rows as [string][]).map(([n]) => n));
-        const missing = wanted.filter((d) => !found.has(d));
+        // The backup's own test of which databases exist (those the user can see).
+        const found = await databaseCollations(conn, wanted);
+        const missing = wanted.filter((d) => !(d in found));
         if (missing.length)
           throw new Error(`database(s) ${missing.join(", ")} do not exist on ${serverOf(p)} (or ${p.user} cannot see them)`);
         return `logged in to ${serverOf(p)} as ${p.user}${wanted.length ? `; ${wanted.join(", ")} found` : ""}`;
