@@ -36,7 +36,6 @@ const ACCOUNT_PART = "(?:`(?:[^`]|``)*`|'(?:[^'\\\\]|\\\\.)*'|[\\w.$%:-]+)";
 const DEFINER = new RegExp(`DEFINER=${ACCOUNT_PART}(?:@${ACCOUNT_PART})?\\s*`, "g");
 const EVENT_ENABLE = /( PRESERVE) ENABLE(?= )/;
 const VIEW = /^\/\*!50001 (?:CREATE .*)?VIEW `/;
-const quoteLatin1 = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
 const latin1 = (utf8: string) => Buffer.from(utf8, "utf8").toString("latin1");
 const unquote = (q: string) => Buffer.from(q.slice(1, -1).replace(/``/g, "`"), "latin1").toString("utf8");
@@ -162,7 +161,7 @@ export class DumpRewriter extends Transform {
   #mapQualifiers(line: string): string {
     let out = line;
     for (const [from, to] of this.#map) {
-      if (from !== to) out = out.split(`${quoteLatin1(from)}.`).join(`${quoteLatin1(to)}.`);
+      if (from !== to) out = out.split(`${quoteId(from)}.`).join(`${quoteId(to)}.`);
     }
     return out;
   }
