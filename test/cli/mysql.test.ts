@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli, startCli } from "../helpers/cli.ts";
+import { interruptWhenSeen, runCli } from "../helpers/cli.ts";
 import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/mysql.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
@@ -134,11 +134,12 @@ describe("mysql job through the CLI", () => {
         return (rows as { s: string }[]).map((r) => r.s);
       });
     const started = Date.now();
-    const { child, result } = startCli(["--config", project.config, "drill", "stall"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
-    while ((await scratches()).length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
-    expect(await scratches()).toHaveLength(1);
-    child.kill("SIGTERM");
-    const r = await result;
+    const { seen, result: r } = await interruptWhenSeen(
+      ["--config", project.config, "drill", "stall"],
+      { LIFEBOAT_IDENTITY_FILE: key.identityFile },
+      async () => (await scratches()).length,
+    );
+    expect(seen).toBe(1);
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/interrupted by SIGTERM/);
     expect(await scratches()).toEqual([]);

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli, startCli } from "../helpers/cli.ts";
+import { interruptWhenSeen, runCli } from "../helpers/cli.ts";
 import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/pg.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
@@ -100,13 +100,15 @@ describe("postgres drill checks", () => {
   it("an interrupt during a check query stops the drill at once: ABORTED, exit 1, no record", async () => {
     const before = await cli("--json", "report");
     const started = Date.now();
-    const { child, result } = startCli(["--config", project.config, "drill", "stuck"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
     const sleeping = async () =>
       withAdmin(async (a) => (await a.query("select 1 from pg_stat_activity where query like 'select pg_sleep(600)%'")).rowCount ?? 0);
-    while ((await sleeping()) === 0 && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 100));
-    expect(await sleeping()).toBe(1);
-    child.kill("SIGTERM");
-    const r = await result;
+    const { seen, result: r } = await interruptWhenSeen(
+      ["--config", project.config, "drill", "stuck"],
+      { LIFEBOAT_IDENTITY_FILE: key.identityFile },
+      sleeping,
+      { waitMs: 60_000, pollMs: 100 },
+    );
+    expect(seen).toBe(1);
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/aborted \(interrupted by SIGTERM\)/);
     expect(Date.now() - started).toBeLessThan(90_000);

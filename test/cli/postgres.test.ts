@@ -5,7 +5,7 @@ import { encryptBuffer } from "../../src/pipeline/age.ts";
 import { S3Target } from "../../src/storage/s3.ts";
 import { getBuffer, putBuffer } from "../../src/storage/target.ts";
 import { makeKey } from "../helpers/age.ts";
-import { runCli, startCli } from "../helpers/cli.ts";
+import { interruptWhenSeen, runCli } from "../helpers/cli.ts";
 import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/pg.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
@@ -156,14 +156,12 @@ describe("backup, snapshots, drill and verify through the CLI", () => {
   });
 
   it("drops the scratch database when the drill is interrupted with SIGTERM", async () => {
-    const { child, result } = startCli(["--config", project.config, "drill", "shop", "--snapshot", snapshotId], {
-      LIFEBOAT_IDENTITY_FILE: key.identityFile,
-    });
-    const deadline = Date.now() + 30_000;
-    while ((await scratchDatabases()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(await scratchDatabases()).toHaveLength(1);
-    child.kill("SIGTERM");
-    const r = await result;
+    const { seen, result: r } = await interruptWhenSeen(
+      ["--config", project.config, "drill", "shop", "--snapshot", snapshotId],
+      { LIFEBOAT_IDENTITY_FILE: key.identityFile },
+      async () => (await scratchDatabases()).length,
+    );
+    expect(seen).toBe(1);
     expect(r.status).not.toBe(0);
     expect(await scratchDatabases()).toEqual([]);
   });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli, startCli } from "../helpers/cli.ts";
+import { interruptWhenSeen, runCli } from "../helpers/cli.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
 
@@ -110,12 +110,13 @@ describe("sqlite job through the CLI", () => {
   it("removes the scratch copy when the drill is interrupted with SIGTERM", async () => {
     const scratchDir = join(work, "scratch");
     const started = Date.now();
-    const { child, result } = startCli(["--config", project.config, "drill", "notes-slow"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
     const inScratch = () => (existsSync(scratchDir) ? readdirSync(scratchDir).filter((f) => f.startsWith("lifeboat_drill")) : []);
-    while (inScratch().length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
-    expect(inScratch()).toHaveLength(1);
-    child.kill("SIGTERM");
-    const r = await result;
+    const { seen, result: r } = await interruptWhenSeen(
+      ["--config", project.config, "drill", "notes-slow"],
+      { LIFEBOAT_IDENTITY_FILE: key.identityFile },
+      () => inScratch().length,
+    );
+    expect(seen).toBe(1);
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/interrupted by SIGTERM/);
     expect(inScratch()).toEqual([]);

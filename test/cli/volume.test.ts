@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { runCli, startCli } from "../helpers/cli.ts";
+import { interruptWhenSeen, runCli } from "../helpers/cli.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
 
@@ -144,12 +144,13 @@ describe("volume job through the CLI", () => {
     expect(b.status, b.stderr).toBe(0);
     const scratchDir = join(work, "scratch");
     const inScratch = () => (existsSync(scratchDir) ? readdirSync(scratchDir).filter((f) => f.startsWith("lifeboat_drill")) : []);
-    const started = Date.now();
-    const { child, result } = startCli(["--config", project.config, "drill", "bulk"], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
-    while (inScratch().length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 10));
-    expect(inScratch()).toHaveLength(1);
-    child.kill("SIGTERM");
-    const r = await result;
+    const { seen, result: r } = await interruptWhenSeen(
+      ["--config", project.config, "drill", "bulk"],
+      { LIFEBOAT_IDENTITY_FILE: key.identityFile },
+      () => inScratch().length,
+      { pollMs: 10 },
+    );
+    expect(seen).toBe(1);
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/interrupted by SIGTERM/);
     expect(inScratch()).toEqual([]);

@@ -44,3 +44,25 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: 
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return startCli(args, env).result;
 }
+
+/**
+ * Starts the CLI and sends it SIGTERM once `count()` finds something (a scratch database, a running query), polled
+ * every pollMs for at most waitMs. Returns the count at that moment (the test says what it must be) and how the CLI
+ * ended.
+ */
+export async function interruptWhenSeen(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  count: () => number | Promise<number>,
+  opts: { waitMs?: number; pollMs?: number } = {},
+): Promise<{ seen: number; result: CliResult }> {
+  const { child, result } = startCli(args, env);
+  const until = Date.now() + (opts.waitMs ?? 30_000);
+  let seen = await count();
+  while (seen === 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 20));
+    seen = await count();
+  }
+  child.kill("SIGTERM");
+  return { seen, result: await result };
+}
