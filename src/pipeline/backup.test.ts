@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
@@ -6,7 +7,8 @@ import type { Manifest } from "../catalog/manifest.ts";
 import { listSnapshots } from "../catalog/snapshots.ts";
 import { configSchema, jobSchema } from "../config/schema.ts";
 import { abortedError, code, LifeboatError } from "../errors.ts";
-import type { Dump, Source } from "../sources/source.ts";
+import { exitOf, ToolOutput } from "../sources/process.ts";
+import type { Dump, DumpInfo, Source } from "../sources/source.ts";
 import { MemoryTarget } from "../storage/memory.ts";
 import { getBuffer, type PutOptions, putBuffer, type StoredObject } from "../storage/target.ts";
 import { createDecryptStream } from "./age.ts";
@@ -192,6 +194,40 @@ describe("runBackup", () => {
     expect(err).toBeInstanceOf(LifeboatError);
     expect((err as LifeboatError).message).toBe('job "app": backup: target "a": directory /mnt/x does not exist');
     expect((err as LifeboatError).hint).toBe("mount it");
+  });
+
+  it("hands a dump tool's pipe to zstd: the raw bytes never pass through Node", async () => {
+    // 3 MB of text from a real child process, as pg_dump's stdout reaches the pipeline.
+    const child = spawn("sh", ["-c", "seq 1 400000"], { stdio: ["ignore", "pipe", "ignore"] });
+    const output = new ToolOutput(child);
+    let streamRead = 0;
+    const source: Source = {
+      kind: "fake",
+      async dump(): Promise<Dump> {
+        const done = exitOf(child).then((exit): DumpInfo => {
+          output.settle(exit.status === 0 ? undefined : new Error(`exit ${exit.status}`));
+          return { warnings: [] };
+        });
+        return {
+          artifact: "db.raw",
+          format: "raw",
+          get stream() {
+            streamRead++;
+            return output.stream;
+          },
+          handOff: () => output.handOff(),
+          inventory: Promise.resolve({ kind: "fake", counts: "exact" }),
+          done,
+        };
+      },
+    };
+    const a = new MemoryTarget("a");
+    const result = await runBackup({ job: { ...job, targets: ["a"] }, config, source, targets: [a] });
+    expect(streamRead).toBe(0);
+    const expected = `${Array.from({ length: 400_000 }, (_, i) => i + 1).join("\n")}\n`;
+    expect(result.rawBytes).toBe(expected.length);
+    const k = `app/snapshots/${result.snapshotId}/db.raw.zst.age`;
+    expect((await plaintext(a, k)).toString()).toBe(expected);
   });
 });
 

@@ -80,8 +80,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const dump = await opts.source.dump(ac.signal).catch((err) => {
       throw wrap(`job "${job.name}": start dump`, err, code.source);
     });
-    // A dump can fail before the pipeline below listens; the pipeline still sees the stored error.
-    dump.stream.on("error", () => {});
+    // A dump can fail before the pipeline below listens; the pipeline still sees the stored error. Not for a dump that
+    // can hand its pipe to zstd: its stream is made on first read, and reading it here would push every raw byte
+    // through Node (docs/BENCHMARK.md).
+    if (!dump.handOff) dump.stream.on("error", () => {});
     // Observed early so an inventory failure is not an unhandled rejection while the data streams.
     const inventory = dump.inventory.then(
       (v) => ({ ok: true as const, v }),

@@ -86,6 +86,33 @@ function benignPipeError(err: unknown): boolean {
   return ["EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(c);
 }
 
+/** The libuv side of a child's stdout pipe (net.Socket's `_handle`), as far as reading goes. */
+interface PipeHandle {
+  reading?: boolean;
+  readStop?(): number;
+  readStart?(): number;
+}
+
+/**
+ * Stops Node reading a child's stdout, which it starts doing as soon as the child is spawned: up to 64 KiB land in
+ * the socket's buffer unasked, and bytes Node holds never reach a process the pipe is handed to. No public stream
+ * call undoes that first read, so this stops the socket's handle, as net.Socket's own pauseOnCreate does. Called in
+ * the tick of the spawn, before any byte can have been read. Returns the function that starts reading again, or
+ * undefined where the handle is not what it should be (the pipe is then never handed off).
+ */
+function holdPipe(stdout: Readable): (() => void) | undefined {
+  const handle = (stdout as unknown as { _handle?: PipeHandle })._handle;
+  if (!handle?.reading || typeof handle.readStop !== "function" || typeof handle.readStart !== "function") return undefined;
+  if (handle.readStop() !== 0) return undefined;
+  handle.reading = false;
+  return () => {
+    if (handle.reading) return;
+    // The stream's first read is still pending (it never got its bytes): restarting the handle completes it.
+    handle.reading = true;
+    handle.readStart?.();
+  };
+}
+
 /**
  * A dump tool's stdout, offered two ways: `stream`, a Node stream that ends only once the tool's exit was judged clean
  * (settle), or `handOff()`, the pipe itself, for another process (zstd) to read with no byte passing through Node.
@@ -98,13 +125,18 @@ export class ToolOutput {
   #handedOff = false;
   #settled?: { err?: Error };
   #consumerGone = false;
+  /** Starts Node reading the held pipe again; undefined when the pipe is not held (it is then never handed off). */
+  #release?: () => void;
 
+  /** Must be called in the tick of the spawn: only then is the pipe known to be unread. */
   constructor(child: ChildProcess, watch?: (chunk: Buffer) => void) {
     this.#child = child;
     if (watch) {
       // On the pipe, beside the stream: a listener on the stream itself would set it flowing before its consumer came.
       child.stdout?.on("data", watch);
       this.#open();
+    } else if (child.stdout) {
+      this.#release = holdPipe(child.stdout);
     }
   }
 
@@ -124,6 +156,7 @@ export class ToolOutput {
       // The error is also the dump's done rejection: a consumer that only awaits done must not crash on it.
       stream.on("error", () => {});
       this.#child.stdout?.pipe(stream, { end: false });
+      this.#release?.();
       stream.on("close", () => {
         const child = this.#child;
         if (child.exitCode === null && child.signalCode === null) {
@@ -142,9 +175,11 @@ export class ToolOutput {
    * receiver closes Node's copy after spawning, and trusts the end of the data only once the tool's exit is judged.
    */
   handOff(): Readable | undefined {
-    if (this.#stream || this.#settled || !this.#child.stdout) return undefined;
+    const stdout = this.#child.stdout;
+    // Not held, or bytes already in Node: handing the pipe off would lose those bytes.
+    if (this.#stream || this.#settled || !stdout || !this.#release || stdout.readableLength > 0) return undefined;
     this.#handedOff = true;
-    return this.#child.stdout;
+    return stdout;
   }
 
   /** The tool's exit was judged: the stream ends, or is destroyed with err. */
