@@ -4,6 +4,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "nod
 import type { Readable } from "node:stream";
 import type { FilesystemTargetConfig } from "../config/schema.ts";
 import { abortedError, code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
+import { BatchedFileWriter } from "./file-writer.ts";
 import type { GetOptions, PutOptions, StoredObject, Target } from "./target.ts";
 
 /** Temp files written by put: ".<name>.tmp-<hex>". list skips them and keys may not look like them. */
@@ -82,14 +83,20 @@ export class FilesystemTarget implements Target {
       // A manual loop rather than pipeline: whatever the iterator throws is the body's own error (returned unchanged),
       // while write errors are wrapped here; pipeline would mix the two.
       try {
+        const out = new BatchedFileWriter(file);
         for await (const chunk of body) {
           const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
           try {
-            await file.write(buf);
+            await out.add(buf);
           } catch (err) {
             throw this.#fail(`write "${key}"`, temp, err);
           }
           size += buf.length;
+        }
+        try {
+          await out.flush();
+        } catch (err) {
+          throw this.#fail(`write "${key}"`, temp, err);
         }
       } catch (err) {
         throw signal?.aborted ? this.#aborted(key, signal) : err;
