@@ -22,11 +22,12 @@ interface Entry {
 class Checked extends Transform {
   readonly #hash = createHash("sha256");
   #size = 0;
-  constructor(
-    private readonly entry: Entry,
-    private readonly label: string,
-  ) {
+  private readonly entry: Entry;
+  private readonly label: string;
+  constructor(entry: Entry, label: string) {
     super();
+    this.entry = entry;
+    this.label = label;
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
     this.#hash.update(chunk);
