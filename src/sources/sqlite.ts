@@ -6,7 +6,7 @@ import { backup, DatabaseSync } from "node:sqlite";
 import type { SqliteSourceConfig } from "../config/schema.ts";
 import { abortedError, ConfigError, code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
-import { runSqlite, type SqliteFacts, unwrapOutcome } from "./sqlite-worker.ts";
+import { runSqlite, type SqliteFacts, type SqliteOutcome, unwrapOutcome } from "./sqlite-worker.ts";
 
 // More pages than any database has: the whole copy is one backup step. Smaller steps release the read lock in
 // between, and every write by another connection then restarts the copy from page 1; a busy writer starves it.
@@ -166,6 +166,14 @@ async function copyDatabase(path: string, dest: string, lockTimeoutMs: number, s
   }
 }
 
+/** What quick_check found wrong, in one line, or undefined for a sound file. */
+function damageOf(outcome: SqliteOutcome | undefined): string | undefined {
+  if (!outcome) return undefined;
+  if (!outcome.ok) return outcome.message;
+  const lines = (outcome.value as string[]).flatMap((l) => l.split("\n")).filter((l) => l && !l.startsWith("***"));
+  return lines.length === 1 && lines[0] === "ok" ? undefined : lines.join("; ");
+}
+
 /**
  * A SQLite database file, copied with the online backup API into a private temporary directory outside the
  * database's directory, counted table by table in that copy (so the counts are exact for the bytes shipped),
@@ -249,7 +257,17 @@ export class SqliteSource implements Source {
     };
     signal.addEventListener("abort", onAbort, { once: true });
 
-    const measured = runSqlite(copy, [{ kind: "counts" }, { kind: "facts" }], counting.signal);
+    // quick_check reads every page of the copy (not the live file), beside the upload: a damaged source is still
+    // backed up as it is (it may be all there is), but its snapshot says so.
+    const measured = runSqlite(
+      copy,
+      [{ kind: "counts" }, { kind: "facts" }, { kind: "integrity", quick: true, limit: 5 }],
+      counting.signal,
+    );
+    const damage: Promise<string | undefined> = measured.then(
+      (outcomes) => damageOf(outcomes[2]),
+      () => undefined,
+    );
     const inventory: Promise<Inventory> = measured.then(
       (outcomes) => {
         try {
@@ -293,6 +311,12 @@ export class SqliteSource implements Source {
         );
       }
       if (inv?.tables && Object.keys(inv.tables).length === 0) warnings.push(`${where}: the database has no tables`);
+      const damaged = await damage;
+      if (damaged) {
+        warnings.push(
+          `${where}: PRAGMA quick_check found damage in the database (${damaged}); the snapshot holds it as it is, and a drill of it will fail: repair the source (sqlite3 <file> ".recover") and back it up again`,
+        );
+      }
       return {
         tool: `node:sqlite (SQLite ${facts.sqliteVersion})`,
         warnings,

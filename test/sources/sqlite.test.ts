@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, existsSync, statSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -187,6 +187,32 @@ describe("SqliteSource", () => {
     } finally {
       db.close();
     }
+  });
+
+  it("backs up a damaged database as it is, with a warning naming quick_check's finding; a sound one gets none", async () => {
+    const path = join(tmp, "app data", "damaged.db");
+    const db = new DatabaseSync(path);
+    db.exec("create table t (v int); insert into t values (1), (2), (3)");
+    db.close();
+    const sound = await source(path).dump(new AbortController().signal);
+    await drain(sound.stream);
+    expect((await sound.done).warnings).toEqual([]);
+    // A page the header counts but nothing uses: reads still work, quick_check reports it.
+    const bytes = readFileSync(path);
+    const pageSize = bytes.readUInt16BE(16);
+    const pages = bytes.readUInt32BE(28);
+    const grown = Buffer.concat([bytes, Buffer.alloc(pageSize)]);
+    grown.writeUInt32BE(pages + 1, 28);
+    writeFileSync(path, grown);
+    const dump = await source(path).dump(new AbortController().signal);
+    await drain(dump.stream);
+    const info = await dump.done;
+    expect((await dump.inventory).tables).toEqual({ t: 3 });
+    expect(info.warnings).toHaveLength(1);
+    expect(info.warnings[0]).toContain(`sqlite "${path}": PRAGMA quick_check found damage in the database (Page ${pages + 1}`);
+    // SQLite versions word it "Page 3 is never used" or "Page 3: never used".
+    expect(info.warnings[0]).toMatch(/never used\); the snapshot holds it as it is, and a drill of it will fail: .*\.recover/);
+    await expectTempEmpty();
   });
 
   it("rejects a file that is not a SQLite database, naming the path", async () => {
