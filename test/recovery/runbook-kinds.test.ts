@@ -3,9 +3,11 @@
 // blocks run verbatim in bash (curl or the aws stand-in, age, zstd, sha256sum, mariadb, sqlite3, tar, python3), with
 // the runbook's variables in the environment and no lifeboat code or project tool on PATH. Each restore is then
 // compared with the source independently of the runbook's own checks.
-import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
+  existsSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -423,6 +425,58 @@ describe("docs/RECOVERY.md for MySQL/MariaDB, SQLite and volumes", () => {
     expect(after.README).toMatchObject({ mode: 0o640, mtime: Date.parse("2024-02-03T04:05:06Z") / 1000 });
     // A hard link comes back as a separate file with the same content.
     expect(after["uploads/README.hardlink"]?.content).toBe(after.README?.content);
+  });
+
+  it("SQLite step 7 refuses a file step 6 never restored, and creates none", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-recovery-sqlite-missing-"));
+    scratch.push(dir);
+    const env = runbookEnv("notes", dir);
+    mkdirSync(env.WORK as string);
+    writeFileSync(join(env.WORK as string, "inventory.json"), JSON.stringify({ kind: "sqlite", counts: "exact", tables: { notes: 1 } }));
+    const step7 = stepsFor(readRunbook(), "fs", "sqlite").find((s) => s.step === 7)?.code as string;
+    const r = await runBash(`cd "$WORK"\n${step7}`, { cwd: dir, env });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/unable to open database file/);
+    expect(r.stdout).not.toContain("OK:");
+    expect(existsSync(env.NEWFILE as string)).toBe(false);
+  });
+
+  it("volume step 7 run as another user than root names what it cannot read instead of crashing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-recovery-volume-nobody-"));
+    scratch.push(dir);
+    chmodSync(dir, 0o755);
+    const env = runbookEnv("files", dir);
+    const work = env.WORK as string;
+    const tree = env.NEWDIR as string;
+    mkdirSync(work, { mode: 0o755 });
+    mkdirSync(join(tree, "locked"), { recursive: true, mode: 0o755 });
+    writeFileSync(join(tree, "secret"), "x");
+    writeFileSync(join(tree, "locked", "inside"), "y");
+    const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+    const files = [
+      { path: "locked", type: "dir", size: 0, mode: 0o000 },
+      { path: "locked/inside", type: "file", size: 1, sha256: sha("y"), mode: 0o644 },
+      { path: "secret", type: "file", size: 1, sha256: sha("x"), mode: 0o000 },
+    ];
+    writeFileSync(
+      join(work, "inventory.json"),
+      JSON.stringify({ kind: "volume", counts: "exact", files, fileCount: 2, totalBytes: 2, dirCount: 1, symlinkCount: 0 }),
+    );
+    chmodSync(join(tree, "secret"), 0o000);
+    chmodSync(join(tree, "locked"), 0o000);
+    const step7 = stepsFor(readRunbook(), "fs", "volume").find((s) => s.step === 7)?.code as string;
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const c = spawn("bash", ["-c", `cd "$WORK"\n${step7}`], { cwd: work, env, uid: 65534, gid: 65534 });
+      let stdout = "";
+      let stderr = "";
+      c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      c.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(r.stderr).not.toMatch(/Traceback/);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("secret: cannot read (Permission denied); run step 7 as root");
+    expect(r.stdout).toContain("locked: cannot read (Permission denied); run step 7 as root");
   });
 
   it("finds a damaged restore: the volume check of step 7 reports what differs", async () => {

@@ -200,4 +200,27 @@ describe("docs/RECOVERY.md", () => {
     expect(counts['"Sales"."Order Items"']).toBe(41);
     expect(counts["public.orders"]).toBe(525);
   });
+
+  it("step 7 says the check did not run when psql fails, and takes an inventory too large for a command-line argument", async () => {
+    const work = mkdtempSync(join(tmpdir(), "lifeboat-recovery-step7-"));
+    scratch.push(work);
+    // 4,000 tables: a ~200 KB inventory, past Linux's 128 KiB limit on one argument.
+    const tables = Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`tenant_${i}.orders_with_a_long_name`, i]));
+    mkdirSync(join(work, "recovery"));
+    writeFileSync(join(work, "recovery", "inventory.json"), JSON.stringify({ kind: "postgres", counts: "exact", tables }));
+    const step7 = stepsFor(runbook, "fs", "postgres").find((s) => s.step === 7)?.code as string;
+    const run = (newdb: string) => runBash(`cd "$WORK"\n${step7}`, { cwd: work, env: runbookEnv(work, newdb) });
+
+    const missing = await run(`lifeboat_test_missing_${randomBytes(4).toString("hex")}`);
+    expect(missing.stdout).toMatch(/^CHECK DID NOT RUN: psql exited with 2/m);
+    expect(missing.stderr).toMatch(/does not exist/);
+    expect(missing.stdout).not.toContain("OK:");
+
+    const source_ = new URL(source.url).pathname.slice(1);
+    const differ = await run(source_);
+    expect(differ.stderr).not.toMatch(/Argument list too long/);
+    expect(differ.stdout).toMatch(/^ROW COUNTS DIFFER:$/m);
+    expect(differ.stdout).toContain("tenant_3999.orders_with_a_long_name: inventory 3999, restored no table");
+    expect(differ.stdout).toContain('"Sales"."Order Items": inventory no table, restored 41');
+  });
 });
