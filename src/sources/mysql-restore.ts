@@ -22,9 +22,9 @@ export interface RewriteOptions {
 }
 
 // Only short statement lines are rewritten; data (INSERT) lines pass untouched and unbuffered, whatever their size.
-const CANDIDATE = /^(USE |CREATE |ALTER |DROP |DELIMITER |\/\*!)/;
+const CANDIDATE = /^(USE\s|CREATE\s|ALTER\s|DROP\s|DELIMITER\s|\/\*!)/i;
 const DELIMITER_LINE = /^DELIMITER\s+(\S+)/;
-const FIRST_BYTES = new Set([..."UCAD/"].map((c) => c.charCodeAt(0)));
+const FIRST_BYTES = new Set([..."UCADucad/"].map((c) => c.charCodeAt(0)));
 const MAX_LINE = 4 * 1024 * 1024;
 // Names are matched on latin1 text (one char per byte), so rewriting never re-encodes the bytes around them.
 const NAME = "(`(?:[^`]|``)*`)";
@@ -36,6 +36,9 @@ const ACCOUNT_PART = "(?:`(?:[^`]|``)*`|'(?:[^'\\\\]|\\\\.)*'|[\\w.$%:-]+)";
 const DEFINER = new RegExp(`DEFINER=${ACCOUNT_PART}(?:@${ACCOUNT_PART})?\\s*`, "g");
 const EVENT_ENABLE = /( PRESERVE) ENABLE(?= )/;
 const VIEW = /^\/\*!50001 (?:CREATE .*)?VIEW `/;
+// Any statement that picks, creates, alters or drops a database. One the patterns above did not read (a name
+// without backticks, a name with a line break in it) is refused: passed on, it would run against the real database.
+const DATABASE_STATEMENT = /^(?:\/\*!\d*\s*)?(?:USE\s|(?:CREATE|ALTER|DROP)\s+(?:DATABASE|SCHEMA)\b)/i;
 
 const latin1 = (utf8: string) => Buffer.from(utf8, "utf8").toString("latin1");
 const unquote = (q: string) => Buffer.from(q.slice(1, -1).replace(/``/g, "`"), "latin1").toString("utf8");
@@ -182,6 +185,12 @@ export class DumpRewriter extends Transform {
       const name = (m[2] as string).slice(1, -1).replace(/``/g, "`");
       const to = this.#map.get(name) ?? this.#current ?? this.#target(m[2] as string, "alters");
       return `${m[1]}${quoteId(to)}${line.slice(m[0].length)}`;
+    }
+    if (DATABASE_STATEMENT.test(line)) {
+      const shown = Buffer.from(line.trimEnd().slice(0, 200), "latin1").toString("utf8");
+      throw new RefusedError(`the dump holds a database statement lifeboat cannot map, so it was not run: ${shown}`, {
+        hint: "lifeboat restores dumps whose database names are quoted with backticks (the dump tools' default): do not put --skip-quote-names or --compatible in dumpArgs; a database name with a line break cannot be restored safely",
+      });
     }
     let out = line;
     if (VIEW.test(out)) out = this.#mapQualifiers(out);

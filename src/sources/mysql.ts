@@ -49,8 +49,17 @@ const dumpsHistory = (a: string) => selectsOption(a, ["dump-history"], "H", MYSQ
 // Without comments the tool writes no "-- Dump completed" line, which otherwise proves the output is whole.
 const dropsComments = (a: string) => selectsOption(a, ["skip-comments", "compact"], "", MYSQL_RULES) !== undefined;
 
+// Unquoted (or ANSI-quoted) names: a restore could no longer map the dump's USE and CREATE DATABASE lines.
+const UNQUOTED_LONG = ["skip-quote-names", "compatible"];
+
 function checkDumpArgs(args: readonly string[]): void {
   for (const arg of args) {
+    const unquoted = selectsOption(arg, UNQUOTED_LONG, "", MYSQL_RULES);
+    if (unquoted) {
+      throw new ConfigError(`mysql source: dumpArgs must not contain "${arg}" (read by the dump tool as ${unquoted})`, {
+        hint: "restores and drills map the databases a dump names, which needs names quoted with backticks, the dump tool's default: remove the option",
+      });
+    }
     // Read as the tool reads it: "--por=3399", "--result_file=…" and "--loose-host=…" are the refused options too.
     const refused = selectsOption(arg, REFUSED_LONG, REFUSED_SHORT, MYSQL_RULES, REFUSED_FAMILIES);
     if (refused) {
@@ -167,6 +176,16 @@ export class MysqlSource implements Source {
         `${where}: database "${missing.join('", "')}" does not exist or user "${this.#params.user}" may not see it`,
         {
           hint: "check the database names and the user's grants",
+        },
+      );
+    }
+    const broken = databases.filter((d) => /[\r\n]/.test(d));
+    if (broken.length) {
+      throw new LifeboatError(
+        code.source,
+        `${where}: database ${broken.map((d) => JSON.stringify(d)).join(", ")} has a line break in its name`,
+        {
+          hint: "restores read a dump line by line and cannot map such a name safely: rename the database (or list the others in databases)",
         },
       );
     }

@@ -286,6 +286,30 @@ describe("DumpRewriter", () => {
     await expect(rewrite("USE `prod`;\n", { databases: { shop: "s1" } })).rejects.toBeInstanceOf(RefusedError);
     await expect(rewrite("/*!40000 DROP DATABASE IF EXISTS*/ `prod`;\n", { databases: {} })).rejects.toThrow(/drops database `?prod/);
   });
+
+  it("refuses database statements it cannot read rather than pass them to the real database", async () => {
+    const opts = { databases: { shop: "s1" }, current: "s1" };
+    for (const line of [
+      // --skip-quote-names
+      "USE shop;",
+      "CREATE DATABASE /*!32312 IF NOT EXISTS*/ shop /*!40100 DEFAULT CHARACTER SET utf8mb4 */;",
+      // --compatible=ansi
+      'USE "shop";',
+      // a name with a line break: the statement's first line
+      "USE `sh",
+      "/*!40000 DROP DATABASE IF EXISTS*/ shop;",
+      "use `shop`;",
+      "CREATE SCHEMA `shop`;",
+    ]) {
+      const err = await rewrite(`${line}\nINSERT INTO t VALUES (1);\n`, opts).catch((e: unknown) => e);
+      expect(err, line).toBeInstanceOf(RefusedError);
+      expect((err as RefusedError).message, line).toContain("the dump holds a database statement lifeboat cannot map, so it was not run");
+      expect((err as RefusedError).hint, line).toMatch(/--skip-quote-names/);
+    }
+    // Tables, and data lines that merely start like one, pass.
+    const fine = "CREATE TABLE `used` (x INT);\nDROP TABLE IF EXISTS `databases`;\nINSERT INTO t VALUES ('use x;');\n";
+    expect(await rewrite(fine, opts)).toBe(fine);
+  });
 });
 
 /** The identity a backup of this server would record, for a source reached by another name. */

@@ -352,6 +352,21 @@ describe("MysqlSource", () => {
     for (const n of names) expect(await databaseExists(n)).toBe(false);
   });
 
+  it("refuses a database with a line break in its name, which no restore could map safely", async () => {
+    const name = `lifeboat_test_nl_${process.pid}\nx`;
+    await withAdmin((c) => c.query(`CREATE DATABASE \`${name}\``));
+    try {
+      const err = await source(adminUrl, { databases: [name] })
+        .dump(new AbortController().signal)
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LifeboatError);
+      expect((err as LifeboatError).message).toContain(`database ${JSON.stringify(name)} has a line break in its name`);
+      expect((err as LifeboatError).hint).toMatch(/rename the database/);
+    } finally {
+      await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS \`${name}\``));
+    }
+  });
+
   it("refuses dumpArgs and database selections it cannot honour", () => {
     for (const bad of [
       ["--result-file=/tmp/x"],
@@ -368,6 +383,11 @@ describe("MysqlSource", () => {
       ["--single-transaction=0"],
       ["--disable-add-locks"],
       ["--ssl_key=k.pem"],
+      // Unquoted or ANSI-quoted names: a restore could not map the dump's databases.
+      ["--skip-quote-names"],
+      ["--quote-names=0"],
+      ["--disable-quote-names"],
+      ["--compatible=ansi"],
     ]) {
       expect(() => source(db.url, { dumpArgs: bad })).toThrow(ConfigError);
     }
