@@ -76,11 +76,19 @@ const FILTER_LONG = [
   "table-and-children",
   "exclude-table-and-children",
   "exclude-table-data-and-children",
+  "no-unlogged-table-data",
+  "no-data",
 ];
 const isFilter = (a: string) => selectsOption(a, FILTER_LONG, "tTnNs", PG_RULES) !== undefined;
 
 function checkDumpArgs(args: readonly string[]): void {
   for (const arg of args) {
+    const dataOnly = selectsOption(arg, ["data-only"], "a", PG_RULES);
+    if (dataOnly) {
+      throw new ConfigError(`postgres source: pgDumpArgs must not contain ${dataOnly} (got "${arg}")`, {
+        hint: "a dump without the schema cannot be restored into a new database, which is what drills and restores do: remove it",
+      });
+    }
     // Read as pg_dump reads it: "--fil=x" is --file, "-vf x" is -v -f.
     const refused = selectsOption(arg, REFUSED_LONG, REFUSED_SHORT, PG_RULES);
     if (refused) {

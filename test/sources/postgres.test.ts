@@ -273,10 +273,15 @@ describe("PostgresSource", () => {
     expect(() => source(db.url, ["--fil=/tmp/x"])).toThrow(/must not contain --file/);
     expect(() => source(db.url, ["-vf/tmp/x"])).toThrow(/must not contain -f/);
     expect(() => source(db.url, ["-tfoo"])).not.toThrow();
-    const dump = await source(db.url, ["--exclude-table=public.big"]).dump(new AbortController().signal);
-    await drain(dump.stream);
-    const info = await dump.done;
-    expect(info.warnings.join("\n")).toMatch(/--exclude-table=public.big/);
+    // Schema left out: no new database could be restored from it.
+    expect(() => source(db.url, ["--data-only"])).toThrow(/must not contain --data-only/);
+    expect(() => source(db.url, ["-va"])).toThrow(/must not contain -a/);
+    for (const filter of ["--exclude-table=public.big", "--no-unlogged-table-data"]) {
+      const dump = await source(db.url, [filter]).dump(new AbortController().signal);
+      await drain(dump.stream);
+      const info = await dump.done;
+      expect(info.warnings.join("\n"), filter).toContain(`pgDumpArgs ${filter} leave tables or rows out of the dump`);
+    }
   });
 
   it("is created through the registry", () => {
