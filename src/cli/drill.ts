@@ -73,7 +73,7 @@ function render({ record: r, recordError }: { record: DrillRecord; recordError?:
       ? "  nothing was restored: the drill stopped before it created a scratch place"
       : r.checks.length > 0 || !r.error
         ? `  restored into ${r.scratch.location} (dropped); ${timings}`
-        : `  the restore into ${r.scratch.location} did not finish (scratch dropped); ${timings}`,
+        : `  the restore into ${r.scratch.location} did not finish (scratch dropped); it failed after fetch ${duration(r.timings.fetchMs)}, restore ${duration(r.timings.restoreMs)}`,
   ];
   if (r.error) lines.push(`  error: ${r.error}`);
   for (const c of r.checks) {

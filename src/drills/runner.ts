@@ -99,16 +99,22 @@ async function drillOn(target: Target, drill: LoadedDrill, job: LoadedJob, opts:
         const file = join(tmp, artifact.name.replace(/\.zst\.age$/, ""));
         opts.onPhase?.("fetch", artifact.name);
         const t0 = Date.now();
-        await downloadArtifact(target, manifest, artifact, opts.identities, file, signal);
-        timings.fetchMs += Date.now() - t0;
+        try {
+          await downloadArtifact(target, manifest, artifact, opts.identities, file, signal);
+        } finally {
+          timings.fetchMs += Date.now() - t0;
+        }
         return file;
       },
     };
     opts.onPhase?.("restore", scratch.location);
     const r0 = Date.now();
-    await scratch.restore(input, signal);
-    // A download inside restore counts once, as fetch.
-    timings.restoreMs = Date.now() - r0 - timings.fetchMs;
+    try {
+      await scratch.restore(input, signal);
+    } finally {
+      // A download inside restore counts once, as fetch. A failed restore's time counts too: how long until it failed.
+      timings.restoreMs = Date.now() - r0 - timings.fetchMs;
+    }
     opts.onPhase?.("check");
     const c0 = Date.now();
     checks = await scratch.check(inventory, drill, signal);

@@ -202,6 +202,16 @@ export class DumpRewriter extends Transform {
   }
 }
 
+/**
+ * The client's stderr, fit for a message: its ERROR lines when there are any (around an error the client echoes
+ * the whole failing statement, which may be megabytes of a row), else its last 2,000 characters.
+ */
+export function clientError(stderr: string): string {
+  const errors = stderr.split("\n").filter((l) => /^ERROR \d+/.test(l));
+  if (errors.length) return errors.join("\n");
+  return stderr.length > 2000 ? `…${stderr.slice(-2000)}` : stderr;
+}
+
 /** Options of restoreMysql. */
 export interface RestoreMysqlOptions {
   /** The server to restore into; its database (in the path) receives a single-database dump and must exist. */
@@ -264,9 +274,13 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
     if (inputError) throw wrap(`restore into ${where}: read the dump`, inputError, code.source);
     const text = redact(stderr(), secretsOf(p));
     if (exit.error || exit.status !== 0) {
-      throw new LifeboatError(code.source, `restore into ${where}: ${tool.command} ${exitWhy(exit)}${text ? `: ${text}` : ""}`, {
+      const shown = clientError(text);
+      const packet = /max_allowed_packet/i.test(text);
+      throw new LifeboatError(code.source, `restore into ${where}: ${tool.command} ${exitWhy(exit)}${shown ? `: ${shown}` : ""}`, {
         cause: exit.error,
-        hint: `${tool.command} stopped at the first error; the database holds a partial restore`,
+        hint: packet
+          ? `a statement of the dump (a row with large BLOBs, dumped as hex at twice their size) is larger than the server's max_allowed_packet: raise it on ${where} (SET GLOBAL max_allowed_packet = 1073741824, or max_allowed_packet = 1G under [mysqld]) and run again; the database holds a partial restore`
+          : `${tool.command} stopped at the first error; the database holds a partial restore`,
       });
     }
     return { warnings: text.split("\n").filter(Boolean) };
