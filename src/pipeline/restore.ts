@@ -65,7 +65,17 @@ export async function openDecrypted(
   raw.on("error", (e) => checked.destroy(e));
   checked.on("error", (e) => dec.destroy(e));
   quietAfterAbort(signal, raw, checked, dec);
-  return raw.pipe(checked).pipe(dec);
+  return heldErrors(raw.pipe(checked).pipe(dec));
+}
+
+/**
+ * Data flows into a returned stream before its consumer reads it (a volume restore first checks its destination),
+ * so a damaged object can fail the stream before anyone listens; unheard, that error would crash the process. The
+ * stream keeps it (`errored`): the consumer's for-await or pipeline still rejects with it.
+ */
+function heldErrors<T extends Readable>(stream: T): T {
+  stream.on("error", () => {});
+  return stream;
 }
 
 /**
@@ -93,7 +103,7 @@ export async function openArtifact(
   const unz = createDecompressStream();
   dec.on("error", (e) => unz.destroy(e));
   quietAfterAbort(signal, unz);
-  return dec.pipe(unz) as unknown as Readable;
+  return heldErrors(dec.pipe(unz) as unknown as Readable);
 }
 
 /** Reads and decrypts a snapshot's inventory (row counts or file list). */

@@ -68,7 +68,15 @@ export default defineJob({ name: "bulk", source: { type: "volume", path: "${join
     "restore-drills/bulk.ts": `import { defineDrill } from "lifeboat";
 export default defineDrill({ name: "bulk", job: "bulk" });
 `,
+    "jobs/damaged.ts": `import { defineJob } from "lifeboat";
+export default defineJob({ name: "damaged", source: { type: "volume", path: "${join(work, "damaged-src")}", boundary: "app-disk" }, targets: ["offsite"] });
+`,
+    "restore-drills/damaged.ts": `import { defineDrill } from "lifeboat";
+export default defineDrill({ name: "damaged", job: "damaged" });
+`,
   });
+  mkdirSync(join(work, "damaged-src"));
+  writeFileSync(join(work, "damaged-src", "data.bin"), randomBytes(600_000));
 });
 
 afterAll(async () => {
@@ -116,6 +124,31 @@ describe("volume job through the CLI", () => {
     expect(r.out).toMatch(/hint: the destination is in the way, not the archive: move \S+\/docs aside/);
     expect(r.out).not.toMatch(/crafted/);
     expect(readdirSync(elsewhere)).toEqual([]);
+  });
+
+  it("fails a drill and a restore of a damaged data object cleanly: a record, no crash, nothing left behind", async () => {
+    const b = await cli("--json", "backup", "damaged");
+    expect(b.status, b.stderr).toBe(0);
+    const id = (b.json as { snapshotId: string }).snapshotId;
+    // One flipped byte in the middle of the stored object, through the S3 API.
+    const url = `${s3.endpoint}/${s3.bucket}/vol/damaged/snapshots/${id}/volume.tar.zst.age`;
+    const stored = Buffer.from(await (await fetch(url)).arrayBuffer());
+    const middle = stored.length >> 1;
+    stored.writeUInt8((stored.readUInt8(middle) ^ 0xff) & 0xff, middle);
+    expect((await fetch(url, { method: "PUT", body: stored })).ok).toBe(true);
+
+    const d = await cli("--json", "drill", "damaged");
+    expect(d.stderr).not.toMatch(/Unhandled 'error'|node:events/);
+    expect(d.status, d.stderr).toBe(1);
+    const rec = (d.json as { drills: { record: { verdict: string; error?: string } }[] }).drills[0]!.record;
+    expect(rec.verdict).toBe("fail");
+    expect(rec.error).toMatch(/volume\.tar\.zst\.age: payload chunk \d+ failed authentication/);
+    expect(readdirSync(join(work, "scratch")).filter((f) => f.startsWith("lifeboat_drill"))).toEqual([]);
+
+    const r = await cli("restore", "damaged", "--to", join(work, "damaged-restored"));
+    expect(r.stderr).not.toMatch(/Unhandled 'error'|node:events/);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/volume\.tar\.zst\.age: payload chunk \d+ failed authentication/);
   });
 
   it("names the job file of an exclude pattern it cannot use (exit 2)", async () => {
