@@ -74,3 +74,18 @@ export async function listDrillRecords(
   }
   return { records, broken };
 }
+
+/**
+ * Each snapshot's current verdict: that of the last record (by finishedAt) that drilled it. A pass is evidence only
+ * until a later drill of the same snapshot fails: the object may have rotted or gone since.
+ */
+export function currentVerdicts(
+  records: readonly Pick<DrillRecord, "snapshotId" | "finishedAt" | "verdict">[],
+): Map<string, "pass" | "fail"> {
+  const latest = new Map<string, { finishedAt: string; verdict: "pass" | "fail" }>();
+  for (const r of records) {
+    const seen = latest.get(r.snapshotId);
+    if (!seen || r.finishedAt > seen.finishedAt) latest.set(r.snapshotId, { finishedAt: r.finishedAt, verdict: r.verdict });
+  }
+  return new Map([...latest].map(([id, v]) => [id, v.verdict]));
+}

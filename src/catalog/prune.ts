@@ -5,7 +5,7 @@ import { planRetention, type RetentionPlan, type RetentionSnapshot } from "../sa
 import { MANIFEST, snapshotPrefix, tombstoneKey } from "../storage/layout.ts";
 import { credentialFor, openTargetAs, type Role } from "../storage/roles.ts";
 import { listAll, type Target } from "../storage/target.ts";
-import { listDrillRecords } from "./drill-record.ts";
+import { currentVerdicts, listDrillRecords } from "./drill-record.ts";
 import { isSnapshotId, snapshotTime } from "./snapshot-id.ts";
 import { listSnapshots } from "./snapshots.ts";
 import { listTombstones, readTombstone, removeTombstone, writeTombstone } from "./tombstones.ts";
@@ -95,11 +95,13 @@ export async function pruneJob(loaded: LoadedConfig, jobName: string, opts: Prun
         };
       });
     const proven = new Set<string>();
+    // A snapshot whose last drill on some target failed is not proven, whatever passed before: keep an older one too.
+    const disproven = new Set<string>();
     const unreadable: string[] = [];
     for (const t of targets) {
       try {
         const { records, broken } = await listDrillRecords(t.target, job.name);
-        for (const r of records) if (r.verdict === "pass") proven.add(r.snapshotId);
+        for (const [id, verdict] of currentVerdicts(records)) (verdict === "pass" ? proven : disproven).add(id);
         // A record that cannot be read may be the one that proves a snapshot: pruning without it could delete it.
         for (const b of broken)
           unreadable.push(`drill record ${b.key} on target "${t.name}" cannot be read (${b.error}); move it aside or delete it`);
@@ -107,6 +109,7 @@ export async function pruneJob(loaded: LoadedConfig, jobName: string, opts: Prun
         unreadable.push(`cannot read drill records on target "${t.name}": ${messageOf(err)}`);
       }
     }
+    for (const id of disproven) proven.delete(id);
     if (unreadable.length) {
       for (const r of results) r.errors.push(...unreadable, "nothing pruned: the newest proven snapshot is not known");
       return { ...base, policy, proven: [...proven].sort(), targets: results, ok: false };

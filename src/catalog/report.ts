@@ -1,4 +1,4 @@
-import type { DrillRecord } from "./drill-record.ts";
+import { currentVerdicts, type DrillRecord } from "./drill-record.ts";
 import { snapshotTime } from "./snapshot-id.ts";
 import { newestFirst, type SnapshotListing } from "./snapshots.ts";
 
@@ -137,7 +137,8 @@ export function computeReport(input: ReportInput): Report {
     }
   }
   const summary = Object.fromEntries(STATUSES.map((s) => [s, rows.filter((r) => r.status === s).length])) as Record<Status, number>;
-  return { generatedAt: input.now.toISOString(), ok: rows.every((r) => r.status === "ok"), summary, rows };
+  // No job at all is not "all ok": nothing is being backed up (jobs never deployed, the wrong config).
+  return { generatedAt: input.now.toISOString(), ok: rows.length > 0 && rows.every((r) => r.status === "ok"), summary, rows };
 }
 
 /**
@@ -168,11 +169,22 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 function computeRow(job: ReportJob, target: string, reading: TargetReading, drills: readonly ReportDrill[], input: ReportInput): ReportRow {
   const now = input.now.getTime();
   const listing = reading.listing ?? { complete: [], incomplete: [], broken: [] };
-  const records = [...(reading.records ?? [])].sort((a, b) => b.finishedAt.localeCompare(a.finishedAt));
   const problems: Problems = {};
   const add = (cond: keyof Problems, reason: string) => {
     problems[cond] = [...(problems[cond] ?? []), reason];
   };
+  // A record from the future (a drill host whose clock runs ahead) would stay "last" and fresh for as long as the
+  // skew lasts, hiding every real drill after it: it is no evidence, and says so.
+  const records: DrillRecord[] = [];
+  for (const r of [...(reading.records ?? [])].sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))) {
+    const ahead = Date.parse(r.finishedAt) - now;
+    if (ahead > CLOCK_SKEW_MS) {
+      add(
+        "failing",
+        `drill record ${r.runId} ("${r.drill}") finished ${formatAge(ahead)} in the future: the drill host's clock is ahead, so it proves nothing`,
+      );
+    } else records.push(r);
+  }
 
   if (reading.error !== undefined) {
     add("failing", `cannot read target "${target}": ${reading.error}`);
@@ -215,15 +227,30 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
     }
   }
 
-  // The last record of each declared drill decides whether that drill is failing now.
+  // The last record of each declared drill decides whether that drill is failing now; so does a failure on a
+  // snapshot newer than any the drill has proven since (a pass on an older snapshot does not clear it).
   for (const d of drills) {
-    const last = records.find((r) => r.drill === d.name);
+    const mine = records.filter((r) => r.drill === d.name);
+    const last = mine[0];
     if (last?.verdict === "fail") {
       add("failing", `last drill "${d.name}" failed at ${last.finishedAt}${last.error ? `: ${last.error}` : ""}`);
+      continue;
+    }
+    const verdicts = currentVerdicts(mine);
+    const newestGood = [...verdicts].filter(([, v]) => v === "pass").reduce((max, [id]) => (id > max ? id : max), "");
+    const unproven = [...verdicts].filter(([id, v]) => v === "fail" && id > newestGood && complete.some((m) => m.snapshotId === id));
+    for (const [id] of unproven) {
+      const r = mine.find((x) => x.snapshotId === id) as DrillRecord;
+      add(
+        "failing",
+        `drill "${d.name}" failed on snapshot ${id} at ${r.finishedAt}, newer than any it has passed since${r.error ? `: ${r.error}` : ""}`,
+      );
     }
   }
 
-  const passing = records.filter((r) => r.verdict === "pass");
+  // A pass counts only while it is its snapshot's last verdict: a later failed drill of the same snapshot undoes it.
+  const current = currentVerdicts(records);
+  const passing = records.filter((r) => r.verdict === "pass" && current.get(r.snapshotId) === "pass");
   const newestPass = passing[0];
   const proven =
     drills.some((d) => passing.some((r) => r.drill === d.name && now - Date.parse(r.finishedAt) <= parseDuration(d.maxAge))) ||

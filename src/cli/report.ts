@@ -59,7 +59,7 @@ function cells(r: ReportRow): string[] {
 
 /** The report as an aligned table with each non-ok row's reasons under it. */
 function renderTable(report: Report): string {
-  if (report.rows.length === 0) return "no jobs declared (add jobs/<name>.ts)";
+  if (report.rows.length === 0) return "no jobs declared (add jobs/<name>.ts): nothing is backed up";
   const head = ["JOB", "TARGET", "STATUS", "NEWEST", "SIZE", "DRILLED", "RTO", "RPO", "LAST GOOD"];
   const rows = report.rows.map(cells);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));

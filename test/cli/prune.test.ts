@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DrillRecord, listDrillRecords, writeDrillRecord } from "../../src/catalog/drill-record.ts";
 import { pruneJob } from "../../src/catalog/prune.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import type { RetentionDecision } from "../../src/safety/retention.ts";
@@ -183,6 +184,29 @@ describe("prune through the CLI, in two phases", () => {
     expect(actions(r)[ids[1] as string]).toBe("keep");
     expect(actions(r)[ids[2] as string]).toBe("delete");
     expect(await keys(`${job}/snapshots/${ids[1]}/`)).toHaveLength(3);
+  });
+
+  it("a snapshot whose later drill failed is no longer the proven one prune keeps", async () => {
+    const { records } = await listDrillRecords(target(), job);
+    const pass = records.find((r) => r.snapshotId === ids[1]) as DrillRecord;
+    expect(pass.verdict).toBe("pass");
+    // The same snapshot drilled again a second later, and failed (its object rotted, say).
+    const failed: DrillRecord = {
+      ...pass,
+      runId: pass.runId.replace(/-[0-9a-f]{4}$/, "-fa11"),
+      finishedAt: new Date(Date.parse(pass.finishedAt) + 1000).toISOString(),
+      verdict: "fail",
+      error: "sha256 does not match the manifest",
+    };
+    await writeDrillRecord(target(), failed);
+    try {
+      const r = await prune(400, "--dry-run", "--json");
+      expect(r.status, r.stderr).toBe(0);
+      expect((r.json as { proven: string[] }).proven).not.toContain(ids[1]);
+      expect(actions(r)[ids[1] as string]).toBe("mark");
+    } finally {
+      await target().remove(`${job}/drills/${failed.runId}.json`);
+    }
   });
 
   it("a drill record that cannot be read stops prune and shows in the report", async () => {

@@ -152,6 +152,48 @@ const cases: Case[] = [
     },
   },
   {
+    name: "a drill record dated in the future proves nothing and does not hide the failure before it",
+    status: "failing",
+    also: ["unproven"],
+    reason:
+      /drill record .* \("db-drill"\) finished 24\.0 h in the future: the drill host's clock is ahead[\s\S]*last drill "db-drill" failed/,
+    reading: {
+      listing: listing([1]),
+      records: [record("db", "offsite", "db-drill", -24, "pass", 2), record("db", "offsite", "db-drill", 0.5, "fail", 1)],
+    },
+  },
+  {
+    name: "a failed drill of the newest snapshot is not cleared by a later pass of an older one",
+    status: "failing",
+    reason: /drill "db-drill" failed on snapshot \S+ at .*, newer than any it has passed since: sha256 mismatch/,
+    reading: {
+      listing: listing([1, 30]),
+      records: [
+        record("db", "offsite", "db-drill", 0.2, "pass", 30),
+        { ...record("db", "offsite", "db-drill", 0.5, "fail", 1), error: "sha256 mismatch" },
+      ],
+    },
+  },
+  {
+    name: "that failure no longer counts once its snapshot is gone from the target",
+    status: "ok",
+    reason: /^$/,
+    reading: {
+      listing: listing([30]),
+      records: [record("db", "offsite", "db-drill", 0.2, "pass", 30), record("db", "offsite", "db-drill", 0.5, "fail", 1)],
+    },
+    job: { name: "db", targets: ["offsite"] },
+  },
+  {
+    name: "a snapshot whose later drill failed is proven no more",
+    status: "unproven",
+    reason: /no passing drill/,
+    reading: {
+      listing: listing([1]),
+      records: [record("db", "offsite", "db-drill", 0.2, "pass", 1), record("db", "offsite", "other-drill", 0.1, "fail", 1)],
+    },
+  },
+  {
     name: "the target cannot be read",
     status: "failing",
     also: ["unproven"],
@@ -241,6 +283,12 @@ describe("computeReport details", () => {
     ]);
     expect(report.summary).toEqual({ never: 0, failing: 1, stale: 0, unproven: 1, ok: 1 });
     expect(report.generatedAt).toBe(NOW.toISOString());
+  });
+
+  it("is not ok without any job: nothing is backed up", () => {
+    const report = computeReport({ jobs: [], drills: [], readings: [], now: NOW });
+    expect(report.rows).toEqual([]);
+    expect(report.ok).toBe(false);
   });
 
   it("parses durations", () => {
