@@ -178,7 +178,8 @@ export async function verifySnapshot(
         );
       objects.push({ name: a.name, ok: true, bytes: sink.bytes });
     } catch (err) {
-      if (err instanceof LifeboatError && err.code === code.crypto) throw err; // a wrong key fails every object alike
+      // A wrong key fails every object alike; a storage failure (a dropped connection) says nothing about the bytes.
+      if (err instanceof LifeboatError && (err.code === code.crypto || err.code === code.storage)) throw err;
       objects.push({ name: a.name, ok: false, bytes: sink.bytes, error: messageOf(err) });
     }
   }
@@ -186,7 +187,7 @@ export async function verifySnapshot(
     const inv = await readInventory(target, manifest, identities);
     objects.push({ name: manifest.inventory.name, ok: true, bytes: Buffer.byteLength(JSON.stringify(inv)) });
   } catch (err) {
-    if (err instanceof LifeboatError && err.code === code.crypto) throw err;
+    if (err instanceof LifeboatError && (err.code === code.crypto || err.code === code.storage)) throw err;
     objects.push({ name: manifest.inventory.name, ok: false, bytes: 0, error: messageOf(err) });
   }
   return { snapshotId: manifest.snapshotId, target: target.name, ok: objects.every((o) => o.ok), objects };

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import type { Readable } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   type CompletedPart,
@@ -261,7 +261,7 @@ export class S3Target implements Target {
     });
     try {
       const res = await this.#client.send(command, { abortSignal: signal });
-      return res.Body as Readable;
+      return this.#guardBody(res.Body as Readable, key, signal);
     } catch (err) {
       const e = err as SdkError;
       if (e.name === "NoSuchKey" || e.Code === "NoSuchKey") {
@@ -485,6 +485,39 @@ export class S3Target implements Target {
   }
 
   /** Turns any SDK or network error into a LifeboatError naming the target and the fix; the one place errors are mapped. */
+  /**
+   * The body of a GET, whose errors (a connection dropped or stalled mid-download) name the target and the object and
+   * say what they are: a network failure, not damage to the snapshot. Unwrapped, the socket's bare "aborted" read
+   * like an interrupt, and verify reported the object as corrupted.
+   */
+  #guardBody(body: Readable, key: string, signal?: AbortSignal): Readable {
+    let bytes = 0;
+    const guarded = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    body.on("error", (err) => {
+      if (signal?.aborted || err instanceof LifeboatError) return guarded.destroy(err);
+      const detail = redact(messageOf(err), this.#secrets());
+      guarded.destroy(
+        new LifeboatError(code.storage, `target "${this.name}": get "${key}": the download broke off after ${bytes} bytes (${detail})`, {
+          cause: err,
+          hint: "the connection to the storage failed mid-download; this says nothing about the snapshot's integrity: run the command again",
+        }),
+      );
+    });
+    guarded.on("close", () => {
+      if (!body.destroyed) body.destroy();
+    });
+    return body.pipe(guarded);
+  }
+
+  #secrets(): string[] {
+    return [this.#config.credentials?.secretAccessKey, this.#config.credentials?.sessionToken].filter((s) => s !== undefined);
+  }
+
   #fail(operation: string, err: unknown): LifeboatError {
     if (err instanceof LifeboatError) return err;
     const e = (err ?? {}) as SdkError;
