@@ -23,6 +23,12 @@ export async function readManifest(target: Target, job: string, snapshotId: stri
   } catch (err) {
     throw new IntegrityError(`target "${target.name}": ${key} is not valid JSON (${messageOf(err)})`);
   }
+  const version = (json as { format?: unknown; version?: unknown } | null)?.version;
+  if ((json as { format?: unknown } | null)?.format === "lifeboat-snapshot" && typeof version === "number" && version > 1) {
+    throw new IntegrityError(`target "${target.name}": ${key} has format version ${version}, newer than this lifeboat reads (1)`, {
+      hint: "a newer lifeboat wrote it: upgrade lifeboat to read it (docs/FORMAT.md describes every version)",
+    });
+  }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
     throw new IntegrityError(`target "${target.name}": ${key} is not a valid manifest (${parsed.error.issues[0]?.message ?? "?"})`);
@@ -75,7 +81,7 @@ export function newestFirst(a: Manifest, b: Manifest): number {
 }
 
 /** The given snapshot, or the newest complete one. Rejects with NotFoundError naming job and target. */
-export async function findSnapshot(target: Target, job: string, snapshotId?: string): Promise<Manifest> {
+export async function findSnapshot(target: Target, job: string, snapshotId?: string, warn?: (message: string) => void): Promise<Manifest> {
   if (snapshotId) {
     try {
       return await readManifest(target, job, snapshotId);
@@ -88,12 +94,25 @@ export async function findSnapshot(target: Target, job: string, snapshotId?: str
       throw err;
     }
   }
-  const { complete } = await listSnapshots(target, job);
+  const { complete, broken } = await listSnapshots(target, job);
   const newest = complete[0];
   if (!newest) {
+    // Manifests that cannot be read are not "no backup": the data may all be there, for a newer lifeboat or a person.
+    if (broken.length) {
+      throw new NotFoundError(
+        `job "${job}": no readable manifest on target "${target.name}": ${broken.length} snapshot(s) have one that cannot be read (${broken[0]?.error})`,
+        { hint: `lifeboat snapshots ${job} lists them; upgrade lifeboat if a newer one wrote them, else see docs/RECOVERY.md` },
+      );
+    }
     throw new NotFoundError(`job "${job}": no complete snapshot on target "${target.name}"`, {
       hint: `take one with: lifeboat backup ${job}`,
     });
+  }
+  const newerBroken = broken.filter((b) => b.snapshotId > newest.snapshotId);
+  for (const b of newerBroken) {
+    warn?.(
+      `snapshot ${b.snapshotId} on target "${target.name}" is newer than ${newest.snapshotId} but its manifest cannot be read (${b.error}); using ${newest.snapshotId}`,
+    );
   }
   return newest;
 }

@@ -42,6 +42,7 @@ export const drillCommand = (): Command =>
               snapshotId: opts.snapshot,
               signal,
               onPhase: (p, d) => progress.update(`drill ${n}: ${p}${d ? ` ${d}` : ""}`),
+              onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
             }),
           );
           progress.done();

@@ -30,6 +30,7 @@ export { bytes } from "../format.ts";
 
 /** Formats a duration in milliseconds for people. */
 export function duration(ms: number): string {
+  if (ms < 0) return `-${duration(-ms)}`;
   if (ms < 1000) return `${ms} ms`;
   const s = ms / 1000;
   if (s < 120) return `${s.toFixed(1)} s`;

@@ -38,15 +38,18 @@ export const snapshotsCommand = (): Command =>
         }));
         const out = { job: jobName, target: targetName, role: use.role, credentials: use.credentials, snapshots: rows };
         print(g.json, { ...out, incomplete: listing.incomplete, broken: listing.broken }, () => {
-          if (rows.length === 0)
-            return `no complete snapshots of ${jobName} on ${targetName}${listing.incomplete.length ? ` (${listing.incomplete.length} incomplete)` : ""}`;
-          const lines = [`snapshots of ${jobName} on ${targetName} (newest first):`];
+          const lines =
+            rows.length === 0
+              ? [
+                  `no complete snapshots of ${jobName} on ${targetName}${listing.incomplete.length ? ` (${listing.incomplete.length} incomplete)` : ""}`,
+                ]
+              : [`snapshots of ${jobName} on ${targetName} (newest first):`];
           for (const r of rows) {
             lines.push(
-              `  ${r.snapshotId}  ${r.finishedAt}  ${duration(r.ageMs).padStart(9)} ago  ${bytes(r.storedBytes).padStart(10)} stored  ${bytes(r.rawBytes).padStart(10)} raw`,
+              `  ${r.snapshotId}  ${r.finishedAt}  ${(r.ageMs < 0 ? `${duration(-r.ageMs)} ahead` : `${duration(r.ageMs)} ago`).padStart(13)}  ${bytes(r.storedBytes).padStart(10)} stored  ${bytes(r.rawBytes).padStart(10)} raw`,
             );
           }
-          if (listing.incomplete.length)
+          if (listing.incomplete.length && rows.length)
             lines.push(
               `  (${listing.incomplete.length} incomplete run(s) without manifest: ${listing.incomplete.slice(0, 3).join(", ")}…)`,
             );

@@ -38,7 +38,7 @@ export const verifyCommand = (): Command =>
         await withSignals(async (signal) => {
           const manifests = opts.all
             ? (await listSnapshots(target, jobName)).complete
-            : [await findSnapshot(target, jobName, opts.snapshot)];
+            : [await findSnapshot(target, jobName, opts.snapshot, (m) => process.stderr.write(`warning: ${m}\n`))];
           for (const m of manifests) {
             results.push(await verifySnapshot(target, m, identities, signal));
             if (!g.json) process.stdout.write(`${render(results.at(-1) as SnapshotCheck)}\n`);

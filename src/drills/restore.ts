@@ -60,7 +60,7 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
   const say = opts.say ?? (() => {});
   let tmp: string | undefined;
   try {
-    const manifest: Manifest = await findSnapshot(target, job.name, opts.snapshotId);
+    const manifest: Manifest = await findSnapshot(target, job.name, opts.snapshotId, (m) => say(`warning: ${m}`));
     const artifact = manifest.artifacts[0];
     if (!artifact) throw new LifeboatError(code.integrity, `snapshot ${manifest.snapshotId} lists no artifact`);
     const inventory = await readInventory(target, manifest, opts.identities);

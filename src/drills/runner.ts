@@ -27,6 +27,8 @@ export interface DrillOptions {
   makeTarget?: (loaded: LoadedConfig, name: string) => Target;
   /** Called as phases start, for progress display and logs. */
   onPhase?: (phase: "find" | "fetch" | "restore" | "check" | "record", detail?: string) => void;
+  /** Things a person should know that do not stop the drill (a newer snapshot whose manifest cannot be read). */
+  onWarning?: (message: string) => void;
 }
 
 /** A drill run's record, and whether writing it to the target worked. */
@@ -78,7 +80,7 @@ async function drillOn(target: Target, drill: LoadedDrill, job: LoadedJob, opts:
   const kind = drillKindFor(job.source.type);
   const timings = { fetchMs: 0, restoreMs: 0, checksMs: 0, totalMs: 0 };
   opts.onPhase?.("find", target.name);
-  const manifest = await findSnapshot(target, job.name, opts.snapshotId);
+  const manifest = await findSnapshot(target, job.name, opts.snapshotId, opts.onWarning);
   let scratch: Scratch | undefined;
   let tmp: string | undefined;
   let checks: CheckResult[] = [];
