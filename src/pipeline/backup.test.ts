@@ -14,7 +14,7 @@ import { getBuffer, type PutOptions, putBuffer, type StoredObject } from "../sto
 import { createDecryptStream } from "./age.ts";
 import { runBackup, unusedSnapshotId } from "./backup.ts";
 import { createDecompressStream } from "./compress.ts";
-import { verifySnapshot } from "./restore.ts";
+import { openArtifact, verifySnapshot } from "./restore.ts";
 
 const key = await makeKey();
 const config = configSchema.parse({
@@ -194,6 +194,21 @@ describe("runBackup", () => {
     expect(err).toBeInstanceOf(LifeboatError);
     expect((err as LifeboatError).message).toBe('job "app": backup: target "a": directory /mnt/x does not exist');
     expect((err as LifeboatError).hint).toBe("mount it");
+  });
+
+  it("a plaintext size other than the manifest's rawBytes fails every reader of the artifact, not only verify", async () => {
+    const a = new MemoryTarget("a");
+    const result = await runBackup({ job: { ...job, targets: ["a"] }, config, source: fakeSource([randomBytes(70_000)]), targets: [a] });
+    const { complete } = await listSnapshots(a, "app");
+    const m = complete[0] as Manifest;
+    const artifact = m.artifacts[0] as Manifest["artifacts"][number];
+    const read = async (rawBytes: number) => {
+      let n = 0;
+      for await (const c of await openArtifact(a, m, { ...artifact, rawBytes }, [key.identity])) n += (c as Buffer).length;
+      return n;
+    };
+    expect(await read(70_000)).toBe(result.rawBytes);
+    await expect(read(70_001)).rejects.toThrow(/db\.raw\.zst\.age: decompressed to 70000 bytes, the manifest says 70001/);
   });
 
   it("hands a dump tool's pipe to zstd: the raw bytes never pass through Node", async () => {

@@ -101,9 +101,29 @@ export async function openArtifact(
 ): Promise<Readable> {
   const dec = await openDecrypted(target, manifest, artifact, identities, signal);
   const unz = createDecompressStream();
+  const sized = rawSizeCheck(artifact, label(target, manifest, artifact.name));
   dec.on("error", (e) => unz.destroy(e));
-  quietAfterAbort(signal, unz);
-  return heldErrors(dec.pipe(unz) as unknown as Readable);
+  unz.on("error", (e) => sized.destroy(e));
+  quietAfterAbort(signal, unz, sized);
+  return heldErrors(dec.pipe(unz).pipe(sized));
+}
+
+/** A pass-through that fails at the end unless the plaintext has the manifest's rawBytes: drills and restores check it too. */
+function rawSizeCheck(artifact: Artifact, what: string): Transform {
+  let bytes = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      cb(
+        bytes === artifact.rawBytes
+          ? null
+          : new IntegrityError(`${what}: decompressed to ${bytes} bytes, the manifest says ${artifact.rawBytes}`),
+      );
+    },
+  });
 }
 
 /** Reads and decrypts a snapshot's inventory (row counts or file list). */
