@@ -201,11 +201,21 @@ export async function openPostgresDestination(to: string): Promise<Destination> 
       };
     },
     async restore(input, opts, signal) {
-      if (!exists) {
-        await withClient(withDatabase(to, "postgres"), (c) => c.query(`create database ${quoteIdent(p.database)}`));
-      }
+      // Downloaded (and checked) first: a damaged or unreachable snapshot then leaves no new, empty database behind.
       const file = await input.file();
-      await restorePostgres({ url: to, file, jobs: Math.max(1, Math.min(4, availableParallelism())), clean: opts.overwrite, signal });
+      if (exists) {
+        await restorePostgres({ url: to, file, jobs: Math.max(1, Math.min(4, availableParallelism())), clean: opts.overwrite, signal });
+        return;
+      }
+      const admin = withDatabase(to, "postgres");
+      await withClient(admin, (c) => c.query(`create database ${quoteIdent(p.database)}`));
+      try {
+        await restorePostgres({ url: to, file, jobs: Math.max(1, Math.min(4, availableParallelism())), clean: false, signal });
+      } catch (err) {
+        // The database is lifeboat's own, made a moment ago: a half-restored copy of it is nobody's data.
+        await withClient(admin, (c) => c.query(`drop database if exists ${quoteIdent(p.database)} with (force)`)).catch(() => {});
+        throw err;
+      }
     },
   };
 }

@@ -157,4 +157,26 @@ describe("lifeboat restore (postgres)", () => {
       await busy.drop();
     }
   });
+
+  // Last: it damages the newest snapshot.
+  it("a damaged snapshot restored to a new database fails (exit 1) and leaves no database behind", async () => {
+    const b = await cli("--json", "backup", "app");
+    expect(b.status, b.stderr).toBe(0);
+    const id = (b.json as { snapshotId: string }).snapshotId;
+    const url = `${s3.endpoint}/${s3.bucket}/r/app/snapshots/${id}/db.pgdump.zst.age`;
+    const stored = Buffer.from(await (await fetch(url)).arrayBuffer());
+    const middle = stored.length >> 1;
+    stored.writeUInt8(stored.readUInt8(middle) ^ 0xff, middle);
+    expect((await fetch(url, { method: "PUT", body: stored })).ok).toBe(true);
+    const name = `lifeboat_test_damaged_${Date.now()}`;
+    try {
+      const r = await cli("restore", "app", "--to", source.url.replace(source.name, name));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/db\.pgdump\.zst\.age: (payload chunk \d+ failed authentication|sha256 \w+ does not match the manifest)/);
+      const left = await withAdmin((c) => c.query("select 1 from pg_database where datname = $1", [name]));
+      expect(left.rowCount).toBe(0);
+    } finally {
+      await withAdmin((c) => c.query(`drop database if exists "${name}" with (force)`));
+    }
+  });
 });
