@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import type pg from "pg";
+import type { Manifest } from "../catalog/manifest.ts";
 import { parseDuration } from "../catalog/report.ts";
 import { ConfigError, code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import { stripPassword } from "../secret.ts";
@@ -45,7 +46,7 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 /** Restores PostgreSQL snapshots into a fresh database on scratch.postgres, counts and queries it, drops it. */
 export const postgresDrillKind: DrillKind & RestoreKind = {
   kind: "postgres",
-  openDestination: (to) => openPostgresDestination(to),
+  openDestination: (to, ctx) => openPostgresDestination(to, sourceEncoding(ctx.manifest)),
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
     const admin = ctx.config.scratch.postgres;
     if (!admin) {
@@ -71,7 +72,7 @@ export const postgresDrillKind: DrillKind & RestoreKind = {
     const url = withDatabase(admin, name);
     let created = false;
     await withClient(admin, async (c) => {
-      await c.query(`create database ${quoteIdent(name)}`);
+      await createDatabase(c, name, sourceEncoding(ctx.manifest));
       created = true;
     }).catch((err) => {
       throw new LifeboatError(code.failed, `create scratch database ${name} on ${stripPassword(admin)}: ${messageOf(err)}`, {
@@ -164,7 +165,32 @@ async function describeDatabase(url: string): Promise<{ tables: Record<string, n
 }
 
 /** Opens a PostgreSQL database as a restore destination; a missing database is created on the same server. */
-export async function openPostgresDestination(to: string): Promise<Destination> {
+/** The source database's encoding, as the backup recorded it (snapshots from before lifeboat recorded it: unknown). */
+function sourceEncoding(manifest: Manifest): string | undefined {
+  const e = manifest.source.details?.encoding;
+  return typeof e === "string" && /^[A-Za-z0-9_]+$/.test(e) ? e : undefined;
+}
+
+/**
+ * Creates a database for a restore in the source's encoding where that is not UTF8 (a SQL_ASCII database's bytes
+ * would otherwise land unchecked in a UTF8 one, which then fails on them). Such an encoding may not fit the server's
+ * locale; the C locale fits every encoding.
+ */
+async function createDatabase(c: pg.ClientBase, name: string, encoding: string | undefined): Promise<void> {
+  if (!encoding || encoding.toUpperCase() === "UTF8") {
+    await c.query(`create database ${quoteIdent(name)}`);
+    return;
+  }
+  const base = `create database ${quoteIdent(name)} template template0 encoding '${encoding}'`;
+  try {
+    await c.query(base);
+  } catch (err) {
+    if (!/does not match locale|incompatible with the (collation|ctype|locale)/i.test(messageOf(err))) throw err;
+    await c.query(`${base} lc_collate 'C' lc_ctype 'C'`);
+  }
+}
+
+export async function openPostgresDestination(to: string, encoding?: string): Promise<Destination> {
   const p = parsePostgresUrl(to);
   // Without one, the connection's default (the user's name, often the shared "postgres" database) would receive
   // the whole snapshot.
@@ -208,7 +234,7 @@ export async function openPostgresDestination(to: string): Promise<Destination> 
         return;
       }
       const admin = withDatabase(to, "postgres");
-      await withClient(admin, (c) => c.query(`create database ${quoteIdent(p.database)}`));
+      await withClient(admin, (c) => createDatabase(c, p.database, encoding));
       try {
         await restorePostgres({ url: to, file, jobs: Math.max(1, Math.min(4, availableParallelism())), clean: false, signal });
       } catch (err) {

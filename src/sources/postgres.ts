@@ -135,13 +135,14 @@ export class PostgresSource implements Source {
     const version = pgDumpVersion();
     version.catch(() => {});
     const client = await connectPostgres(url);
-    let session: { snapshot: string; serverVersion: string; pid: number };
+    let session: { snapshot: string; serverVersion: string; pid: number; encoding: string };
     try {
       await client.query("begin isolation level repeatable read, read only");
       const r = await client.query(
-        "select pg_export_snapshot() as snapshot, current_setting('server_version') as version, pg_backend_pid() as pid",
+        "select pg_export_snapshot() as snapshot, current_setting('server_version') as version, pg_backend_pid() as pid, current_setting('server_encoding') as encoding",
       );
-      session = { snapshot: r.rows[0].snapshot, serverVersion: r.rows[0].version, pid: r.rows[0].pid };
+      const row = r.rows[0];
+      session = { snapshot: row.snapshot, serverVersion: row.version, pid: row.pid, encoding: row.encoding };
       await version;
       if (signal.aborted) throw aborted();
     } catch (err) {
@@ -214,7 +215,7 @@ export class PostgresSource implements Source {
       return {
         tool: await version,
         warnings,
-        details: { serverVersion: session.serverVersion, database: p.database, host: p.host, port: p.port },
+        details: { serverVersion: session.serverVersion, database: p.database, host: p.host, port: p.port, encoding: session.encoding },
       };
     })();
     done.catch(() => {});

@@ -29,12 +29,13 @@ export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promi
 
 /**
  * Creates a randomly named empty database (`<prefix>_<random>`) on the test server. Tests touch no other
- * database: drop() removes exactly the one created here, by the name generated here.
+ * database: drop() removes exactly the one created here, by the name generated here. `options` go after the name in
+ * CREATE DATABASE (an encoding, a template).
  */
-export async function createTestDatabase(prefix = "lifeboat_test"): Promise<TestDatabase> {
+export async function createTestDatabase(prefix = "lifeboat_test", options = ""): Promise<TestDatabase> {
   if (!/^lifeboat_[a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`test database prefix "${prefix}" must start with lifeboat_`);
   const name = `${prefix}_${randomBytes(6).toString("hex")}`;
-  await withAdmin((c) => c.query(`create database "${name}"`));
+  await withAdmin((c) => c.query(`create database "${name}" ${options}`));
   const u = new URL(adminUrl);
   u.pathname = `/${name}`;
   const url = u.toString();
