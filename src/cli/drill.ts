@@ -2,10 +2,11 @@ import { Command } from "commander";
 import type { DrillRecord } from "../catalog/drill-record.ts";
 import { loadConfig, resolveConfigPath } from "../config/load.ts";
 import { runDrill } from "../drills/runner.ts";
-import { code, LifeboatError } from "../errors.ts";
+import { code, LifeboatError, wrap } from "../errors.ts";
 import { roleUse } from "../pipeline/job.ts";
 import { identityPath, loadIdentities } from "../safety/identity.ts";
 import { snapshotIdArg } from "./args.ts";
+import { alreadyLogged } from "./exit.ts";
 import { duration, globals, print, progressLine } from "./output.ts";
 import { withSignals } from "./signals.ts";
 
@@ -31,11 +32,15 @@ export const drillCommand = (): Command =>
           hint: "add restore-drills/<name>.ts with export default defineDrill({...})",
         });
       const results: { record: DrillRecord; recordError?: string }[] = [];
+      // With --all, a drill that cannot run (refused, misconfigured, its target unreachable) does not keep the others
+      // from running; the first such error still decides the exit code once all have run.
+      const stopped: { drill: string; error: LifeboatError }[] = [];
       const progress = progressLine(!g.json);
       await withSignals(async (signal) => {
         for (const n of names) {
-          results.push(
-            await runDrill({
+          let outcome: Awaited<ReturnType<typeof runDrill>>;
+          try {
+            outcome = await runDrill({
               loaded,
               drill: n,
               identities,
@@ -43,16 +48,31 @@ export const drillCommand = (): Command =>
               signal,
               onPhase: (p, d) => progress.update(`drill ${n}: ${p}${d ? ` ${d}` : ""}`),
               onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-            }),
-          );
+            });
+          } catch (err) {
+            progress.done();
+            if (!opts.all || signal.aborted) throw err;
+            const error = wrap(`drill ${n}`, err);
+            stopped.push({ drill: n, error });
+            if (!g.json) process.stderr.write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ""}`);
+            continue;
+          }
+          results.push(outcome);
           progress.done();
           if (!g.json) process.stderr.write(`${roleUse(loaded, [results.at(-1)?.record.target ?? ""], "reader").lines.join("\n")}\n`);
           if (!g.json) process.stdout.write(`${render(results.at(-1) as (typeof results)[number])}\n`);
         }
       });
       const use = roleUse(loaded, [...new Set(results.map((r) => r.record.target))], "reader");
-      const ok = results.every((r) => r.record.verdict === "pass" && !r.recordError);
-      if (g.json) print(true, { ok, role: use.role, credentials: use.credentials, drills: results }, () => "");
+      const ok = stopped.length === 0 && results.every((r) => r.record.verdict === "pass" && !r.recordError);
+      const errors = stopped.map((x) => ({ drill: x.drill, code: x.error.code, message: x.error.message, hint: x.error.hint }));
+      if (g.json)
+        print(true, { ok, role: use.role, credentials: use.credentials, drills: results, ...(errors.length ? { errors } : {}) }, () => "");
+      const first = stopped[0];
+      if (first) {
+        const others = stopped.length > 1 ? ` (and ${stopped.length - 1} more drill(s) that could not run)` : "";
+        throw alreadyLogged(new LifeboatError(first.error.code, `${first.error.message}${others}`, { hint: first.error.hint }));
+      }
       const failed = results.filter((r) => r.record.verdict !== "pass").map((r) => r.record.drill);
       if (failed.length)
         throw new LifeboatError(code.failed, `drill(s) failed: ${failed.join(", ")}`, {
