@@ -104,6 +104,10 @@ export async function openArtifact(
   const sized = rawSizeCheck(artifact, label(target, manifest, artifact.name));
   dec.on("error", (e) => unz.destroy(e));
   unz.on("error", (e) => sized.destroy(e));
+  // A consumer that stops early destroys the last stage only; the decompressor (a zstd process) must stop with it.
+  sized.on("close", () => {
+    if (!unz.destroyed) unz.destroy();
+  });
   quietAfterAbort(signal, unz, sized);
   return heldErrors(dec.pipe(unz).pipe(sized));
 }
