@@ -218,8 +218,12 @@ export interface UndeleteOutcome {
   target: string;
   role: "pruner";
   credentials: string;
-  /** unmarked: the tombstone was removed; not-marked: there was none; gone: the snapshot is already deleted; error. */
-  status: "unmarked" | "not-marked" | "gone" | "error";
+  /**
+   * unmarked: the tombstone was removed; not-marked: there was none; gone: the snapshot is already deleted;
+   * deleting: a prune deleted its manifest but not yet the rest (too late: the mark stays so the next prune finishes);
+   * error.
+   */
+  status: "unmarked" | "not-marked" | "gone" | "deleting" | "error";
   /** When it had been marked (for unmarked). */
   markedAt?: string;
   error?: string;
@@ -248,6 +252,12 @@ export async function undeleteSnapshot(
     if (!target) continue;
     try {
       const mark = await readTombstone(target, job.name, snapshotId);
+      // Prune deletes the manifest first: without it the snapshot is no longer complete, and removing the mark would
+      // only leave its objects for the next prune to misread as a failed run.
+      if (!(await target.head(`${snapshotPrefix(job.name, snapshotId)}${MANIFEST}`))) {
+        out.push({ ...base, status: "deleting", markedAt: mark.markedAt });
+        continue;
+      }
       await removeTombstone(target, job.name, snapshotId);
       out.push({ ...base, status: "unmarked", markedAt: mark.markedAt });
     } catch (err) {

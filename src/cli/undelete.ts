@@ -27,6 +27,8 @@ export const undeleteCommand = (): Command =>
               "not-marked": "not marked for deletion: nothing to undo",
               // Nothing is left of a snapshot a prune deleted, so "deleted" and "never taken" look the same here.
               gone: "no such snapshot here (never taken, or already deleted by a prune: too late to undelete)",
+              deleting:
+                "a prune already deleted its manifest (the deletion was interrupted): too late to undelete; its remaining objects go with the next prune",
               error: `ERROR: ${o.error}`,
             }[o.status];
             return `${snapshotId} on ${o.target}: ${what}`;
@@ -39,6 +41,16 @@ export const undeleteCommand = (): Command =>
         throw new NotFoundError(`no snapshot ${snapshotId} of job ${jobName} on target ${outcomes.map((o) => o.target).join(", ")}`, {
           hint: `list the snapshots with: lifeboat snapshots ${jobName} (a snapshot a prune deleted cannot be undeleted)`,
         });
+      }
+      const deleting = outcomes.filter((o) => o.status === "deleting");
+      if (deleting.length && !outcomes.some((o) => o.status === "unmarked")) {
+        throw new LifeboatError(
+          code.failed,
+          `snapshot ${snapshotId} of ${jobName} is being deleted on target ${deleting.map((o) => o.target).join(", ")}: its manifest is gone, too late to undelete`,
+          {
+            hint: "until the next prune finishes the deletion, its data and inventory objects are still there: copy them now to restore by hand (docs/RECOVERY.md)",
+          },
+        );
       }
       if (!outcomes.some((o) => o.status === "unmarked")) {
         throw new NotFoundError(`snapshot ${snapshotId} of ${jobName} is not marked for deletion on any target`, {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DrillRecord, listDrillRecords, writeDrillRecord } from "../../src/catalog/drill-record.ts";
 import { pruneJob } from "../../src/catalog/prune.ts";
+import { writeTombstone } from "../../src/catalog/tombstones.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import type { RetentionDecision } from "../../src/safety/retention.ts";
 import { S3Target } from "../../src/storage/s3.ts";
@@ -259,5 +260,20 @@ describe("pruneJob, the library function the daemon calls", () => {
     expect(mine[0]).toBe(`${job}/snapshots/${victim}/manifest.json`);
     expect(mine.at(-1)).toBe(`${job}/tombstones/${victim}.json`);
     expect(mine).toHaveLength(4);
+  });
+
+  it("undelete of a snapshot whose deletion was interrupted after its manifest says it is too late, and keeps the mark", async () => {
+    const b = await cli(["--json", "backup", job]);
+    expect(b.status, b.stderr).toBe(0);
+    const id = (b.json as { snapshotId: string }).snapshotId;
+    await writeTombstone(target(), { job, snapshotId: id, markedAt: new Date().toISOString(), graceDays: 0, reasons: ["test"] });
+    await target().remove(`${job}/snapshots/${id}/manifest.json`); // a prune stopped right after its first delete
+    const r = await cli(["undelete", job, id]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(
+      `${id} on offsite: a prune already deleted its manifest (the deletion was interrupted): too late to undelete`,
+    );
+    expect(r.stderr).toMatch(/is being deleted on target offsite: its manifest is gone, too late to undelete/);
+    expect(await keys(`${job}/tombstones/${id}.json`)).toEqual([`${job}/tombstones/${id}.json`]);
   });
 });
