@@ -58,6 +58,11 @@ export function alreadyLogged<E extends Error>(err: E): E {
   return err;
 }
 
+/** Whether the error was already written by its command (see alreadyLogged). */
+export function isLogged(err: Error): boolean {
+  return logged.has(err);
+}
+
 /** Prints an error (message, causes, hint) to stderr, or as JSON to stdout with --json; returns the exit code. */
 export function reportError(err: unknown, json: boolean): number {
   const status = exitCodeFor(err);

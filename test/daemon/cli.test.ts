@@ -42,7 +42,15 @@ describe("lifeboat daemon (CLI)", () => {
     const p = daemonProject({ recipient: key.recipient, target: s3.config("bad"), jobs: { nightly: pgJob("nightly", "0 25 * * *") } });
     const r = await runCli(["--config", p.config, "daemon"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/jobs\/nightly\.ts: schedule: "0 25 \* \* \*" is not a valid cron expression/);
+    // stderr is not a terminal: even a start-up error is one JSON event, and nothing else is written.
+    expect(r.stderr.split("\n").filter((l) => l !== "" && !l.startsWith("{"))).toEqual([]);
+    expect(events(r.stderr).at(-1)).toMatchObject({
+      event: "daemon.failed",
+      level: "error",
+      error: expect.stringMatching(/jobs\/nightly\.ts: schedule: "0 25 \* \* \*" is not a valid cron expression/),
+      code: "CONFIG",
+      exitCode: 2,
+    });
   });
 
   it("serves /healthz, warns loudly that drills are skipped without an identity, and exits 0 on SIGTERM when idle", async () => {
