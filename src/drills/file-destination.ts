@@ -23,9 +23,10 @@ export async function statToInspect(path: string): Promise<Stats | undefined> {
 /**
  * A single file as a restore destination (a SQLite database). The restored bytes go to a temporary file beside the
  * destination, are flushed to disk, then renamed over it: a failed restore leaves the old file as it was.
- * `companions` are files that belong to the old one and would corrupt the new one if left (SQLite's -wal, -shm).
+ * `companions` are files that belong to the old one and would corrupt the new one if left (SQLite's -wal, -shm);
+ * `check` vets the restored file before it replaces anything (throws to refuse it).
  */
-export function fileDestination(to: string, companions: readonly string[] = []): Destination {
+export function fileDestination(to: string, companions: readonly string[] = [], check?: (file: string) => Promise<void>): Destination {
   const path = resolve(to);
   return {
     confirmName: path,
@@ -47,6 +48,7 @@ export function fileDestination(to: string, companions: readonly string[] = []):
         const old = await statToInspect(path);
         await mkdir(dirname(path), { recursive: true });
         await pipeline(await input.stream(), createWriteStream(tmp, { mode: 0o600, flags: "wx" }));
+        await check?.(tmp);
         // The replaced file's owner and mode, so the application that opened it can still open it.
         if (old) await takeOwnerAndMode(tmp, old, path);
         const fh = await open(tmp, "r");

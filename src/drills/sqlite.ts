@@ -1,9 +1,9 @@
 import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Drill } from "../config/schema.ts";
-import { abortedError, code, LifeboatError, wrap } from "../errors.ts";
+import { abortedError, code, IntegrityError, LifeboatError, wrap } from "../errors.ts";
 import type { Inventory } from "../sources/source.ts";
 import { isWithin } from "../sources/sqlite.ts";
 import { runSqlite, type SqliteOutcome, type SqliteTask } from "../sources/sqlite-worker.ts";
@@ -35,6 +35,28 @@ function queryValue(outcome: SqliteOutcome | undefined): { value: number } | { e
     return { error: `the query returned ${v === null ? "NULL" : typeof v}, not a number` };
   }
   return { value: v };
+}
+
+const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
+
+/**
+ * Refuses a restored file that is not a SQLite database (an artifact that is not what its manifest says) before it
+ * replaces anything. An empty file is a valid, empty database.
+ */
+async function checkSqliteHeader(file: string, to: string): Promise<void> {
+  const fh = await open(file, "r");
+  try {
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(16), 0, 16, 0);
+    if (bytesRead === 0 || buffer.equals(SQLITE_HEADER)) return;
+    throw new IntegrityError(
+      `restore into ${to}: the snapshot's artifact is not a SQLite database (it starts ${JSON.stringify(buffer.subarray(0, bytesRead).toString("latin1"))}); nothing was replaced`,
+      {
+        hint: "the snapshot does not hold what its manifest says: restore another snapshot (--snapshot) or from another target (--from)",
+      },
+    );
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The integrity check's result from `PRAGMA integrity_check` rows, or from the error that stopped it. */
@@ -130,7 +152,7 @@ class SqliteScratch implements Scratch {
 export const sqliteDrillKind: DrillKind & RestoreKind = {
   kind: "sqlite",
   // A stale -wal or -shm of the replaced file would be replayed into the restored one.
-  openDestination: async (to) => fileDestination(to, ["-wal", "-shm", "-journal"]),
+  openDestination: async (to) => fileDestination(to, ["-wal", "-shm", "-journal"], (file) => checkSqliteHeader(file, to)),
   async createScratch(ctx: ScratchContext): Promise<Scratch> {
     const dir = await createScratchDir(ctx, {
       kind: "sqlite",

@@ -10,7 +10,7 @@ import { type Manifest, manifestSchema } from "../../src/catalog/manifest.ts";
 import { type Config, configSchema, type Drill, type DrillInput, drillSchema, type Job, jobSchema } from "../../src/config/schema.ts";
 import type { ArtifactInput } from "../../src/drills/kind.ts";
 import { sqliteDrillKind } from "../../src/drills/sqlite.ts";
-import { ConfigError, RefusedError } from "../../src/errors.ts";
+import { ConfigError, IntegrityError, RefusedError } from "../../src/errors.ts";
 import type { Inventory } from "../../src/sources/source.ts";
 import { SqliteSource } from "../../src/sources/sqlite.ts";
 
@@ -252,5 +252,27 @@ describe("sqliteDrillKind", () => {
     // The parent of the database's directory is fine: the scratch directory is a sibling, not inside.
     const sibling = await scratch(tmp);
     await sibling.drop();
+  });
+
+  it("a restore refuses an artifact that is not a SQLite database and leaves the file it would replace alone", async () => {
+    const dest = join(tmp, "restore-target.db");
+    writeFileSync(dest, readFileSync(dbPath));
+    const before = readFileSync(dest);
+    const notSqlite = join(tmp, "not-sqlite.bin");
+    writeFileSync(notSqlite, "PGDMP\u0001\u000f\u0000 a custom-format dump, not a database");
+    const signal = new AbortController().signal;
+    const to = await sqliteDrillKind.openDestination(dest, { config: makeConfig(undefined), job: makeJob(), manifest });
+    const err = await to.restore(fileInput(notSqlite), { overwrite: true }, signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as IntegrityError).message).toMatch(
+      /the snapshot's artifact is not a SQLite database \(it starts "PGDMP.*nothing was replaced/,
+    );
+    expect(readFileSync(dest).equals(before)).toBe(true);
+    expect((await readdir(tmp)).filter((f) => f.includes(".lifeboat-"))).toEqual([]);
+    // An empty file is a valid, empty database.
+    const empty = join(tmp, "empty.bin");
+    writeFileSync(empty, "");
+    await to.restore(fileInput(empty), { overwrite: true }, signal);
+    expect(statSync(dest).size).toBe(0);
   });
 });
