@@ -237,7 +237,13 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
       continue;
     }
     const verdicts = currentVerdicts(mine);
-    const newestGood = [...verdicts].filter(([, v]) => v === "pass").reduce((max, [id]) => (id > max ? id : max), "");
+    // Snapshot ids sort by the time they were taken.
+    const newestGood =
+      [...verdicts]
+        .filter(([, v]) => v === "pass")
+        .map(([id]) => id)
+        .sort()
+        .at(-1) ?? "";
     const unproven = [...verdicts].filter(([id, v]) => v === "fail" && id > newestGood && complete.some((m) => m.snapshotId === id));
     for (const [id] of unproven) {
       const r = mine.find((x) => x.snapshotId === id) as DrillRecord;
