@@ -127,6 +127,20 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       reasons.push("keep: incomplete, newer than the newest complete snapshot (may still be writing)");
     const base = { snapshotId: s.id, time: s.time.toISOString(), state: s.state };
     const mark = marks.get(s.id);
+    // Marked, due, and without a manifest: a prune's deletion that stopped half-way (the manifest goes first). Only
+    // finishing it is right; "kept again" would leave its objects behind as if from a failed run.
+    if (mark && s.state === "incomplete" && (!s.lockedUntil || s.lockedUntil.getTime() <= now.getTime())) {
+      const due = mark.markedAt.getTime() + Math.max(policy.graceDays, mark.graceDays ?? 0) * DAY_MS;
+      if (now.getTime() >= due) {
+        return {
+          ...base,
+          markedAt: mark.markedAt.toISOString(),
+          deleteAfter: new Date(due).toISOString(),
+          action: "delete",
+          reasons: ["delete: its deletion was started (the manifest is gone); finishing it"],
+        };
+      }
+    }
     if (reasons.length > 0) {
       return mark ? { ...base, action: "unmark", reasons: [...reasons, "unmark: kept again"] } : { ...base, action: "keep", reasons };
     }
@@ -174,7 +188,8 @@ function assertSafe(plan: RetentionPlan, input: RetentionInput, minAge: number):
   for (const d of goes) {
     const s = byId.get(d.snapshotId);
     if (!s) continue;
-    if (input.now.getTime() - s.time.getTime() < minAge) bad(`${s.id} is younger than minAge`);
+    const finishing = d.action === "delete" && s.state === "incomplete";
+    if (!finishing && input.now.getTime() - s.time.getTime() < minAge) bad(`${s.id} is younger than minAge`);
     if (s.lockedUntil && s.lockedUntil.getTime() > input.now.getTime()) bad(`${s.id} is still locked`);
     if (s.state === "broken") bad(`${s.id} has an unreadable manifest`);
   }

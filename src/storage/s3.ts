@@ -283,6 +283,13 @@ export class S3Target implements Target {
       } catch (err) {
         throw this.#fail(`list "${prefix}"`, err);
       }
+      // Any web server answers 200 to a GET; only an S3 listing names its bucket and limits. Taken for an empty one,
+      // a wrong endpoint would read as "no snapshots".
+      if (page.Name === undefined && page.MaxKeys === undefined && page.KeyCount === undefined && page.IsTruncated === undefined) {
+        throw new LifeboatError(code.storage, `target "${this.name}": list "${prefix}": the server's answer is not an S3 listing`, {
+          hint: `check the endpoint${this.#config.endpoint ? ` (${shown(this.#config.endpoint)})` : ""}: is it an S3-compatible server, and is forcePathStyle right for it?`,
+        });
+      }
       for (const o of page.Contents ?? []) {
         if (o.Key?.startsWith(this.#prefix)) {
           yield { key: o.Key.slice(this.#prefix.length), size: o.Size ?? 0, modified: o.LastModified };

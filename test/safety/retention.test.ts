@@ -203,6 +203,25 @@ describe("what retention never deletes", () => {
     expect(plan.decisions[2]?.reasons).toEqual(["mark: incomplete (no manifest), a failed or interrupted run"]);
   });
 
+  it("finishes a deletion that stopped after the manifest, even where age or policy would keep an incomplete run", () => {
+    // Marked 10 days ago, due, its manifest already deleted; 3 hours old by its id only because minAge is small here.
+    const half = snap(hours(3), { state: "incomplete" });
+    const s = [snap(hours(1)), half];
+    const tombstones = [{ snapshotId: half.id, markedAt: new Date(NOW.getTime() - 10 * 86_400_000), graceDays: 7 }];
+    const plan = planRetention({ policy: policy({ keepLast: 5, graceDays: 7 }), snapshots: s, proven: [], tombstones, now: NOW });
+    expect(actionOf(plan, half.id)).toBe("delete");
+    expect(plan.decisions[1]?.reasons).toEqual(["delete: its deletion was started (the manifest is gone); finishing it"]);
+    // Not yet due: nothing is finished early.
+    const early = planRetention({
+      policy: policy({ keepLast: 5, graceDays: 7 }),
+      snapshots: s,
+      proven: [],
+      tombstones: [{ ...tombstones[0]!, markedAt: new Date(NOW.getTime() - 86_400_000) }],
+      now: NOW,
+    });
+    expect(actionOf(early, half.id)).not.toBe("delete");
+  });
+
   it("keeps broken manifests for a person to look at", () => {
     const s = [snap(hours(1)), snap(hours(100), { state: "broken" })];
     const plan = planRetention({ policy: policy({}), snapshots: s, proven: [], tombstones: [], now: NOW });

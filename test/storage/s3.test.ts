@@ -117,6 +117,11 @@ describe("S3Target", () => {
     const err = (await putBuffer(target, "job/manifest.json", "{}").catch((e: unknown) => e)) as LifeboatError;
     expect(err).toBeInstanceOf(LifeboatError);
     expect(err.message).toMatch(/^target "offsite": .*without an ETag, so nothing was stored/);
+    // Readers too: its 200 page is no empty listing ("no snapshots").
+    const listed = (await listAll(target, "job/").catch((e: unknown) => e)) as LifeboatError;
+    expect(listed).toBeInstanceOf(LifeboatError);
+    expect(listed.message).toBe(`target "offsite": list "job/": the server's answer is not an S3 listing`);
+    expect(listed.hint).toMatch(/S3-compatible server/);
     await target.close();
     page.close();
   });
