@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Manifest } from "../catalog/manifest.ts";
 import { findSnapshot } from "../catalog/snapshots.ts";
-import { getJob, type LoadedConfig } from "../config/load.ts";
+import { getJob, type LoadedConfig, type LoadedJob } from "../config/load.ts";
 import { ConfigError, code, LifeboatError, RefusedError } from "../errors.ts";
 import { openTarget } from "../pipeline/job.ts";
 import { downloadArtifact, openArtifact, readInventory } from "../pipeline/restore.ts";
@@ -98,7 +98,11 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
         return file;
       },
     };
-    await dest.restore(input, { overwrite: !state.empty }, signal);
+    try {
+      await dest.restore(input, { overwrite: !state.empty }, signal);
+    } catch (err) {
+      throw withRecoveryHint(err, job, manifest.snapshotId, targetName);
+    }
     return {
       job: job.name,
       snapshotId: manifest.snapshotId,
@@ -114,4 +118,16 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
     if (tmp) await rm(tmp, { recursive: true, force: true });
     await target.close?.();
   }
+}
+
+/**
+ * A damaged or missing object in the snapshot is that snapshot's problem, not the user's last chance: say where
+ * else to restore from. Other errors keep their own hint.
+ */
+function withRecoveryHint(err: unknown, job: LoadedJob, snapshotId: string, target: string): unknown {
+  if (!(err instanceof LifeboatError) || err.hint) return err;
+  if (err.code !== code.integrity && err.code !== code.notFound) return err;
+  const others = job.targets.filter((t) => t !== target);
+  const hint = `snapshot ${snapshotId} on ${target} cannot be restored: pick an older one (lifeboat snapshots ${job.name}, then --snapshot <id>)${others.length ? ` or restore from another target (--from ${others.join(" | ")})` : ""}`;
+  return new LifeboatError(err.code, err.message, { cause: err.cause, hint });
 }

@@ -173,6 +173,9 @@ describe("lifeboat restore (postgres)", () => {
       const r = await cli("restore", "app", "--to", source.url.replace(source.name, name));
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/db\.pgdump\.zst\.age: (payload chunk \d+ failed authentication|sha256 \w+ does not match the manifest)/);
+      expect(r.stderr).toContain(
+        `hint: snapshot ${id} on offsite cannot be restored: pick an older one (lifeboat snapshots app, then --snapshot <id>)`,
+      );
       const left = await withAdmin((c) => c.query("select 1 from pg_database where datname = $1", [name]));
       expect(left.rowCount).toBe(0);
     } finally {
