@@ -39,14 +39,16 @@ export function loadIdentities(file: string): string[] {
       hint: "check the path given with --identity or LIFEBOAT_IDENTITY_FILE",
     });
   }
-  const ids = text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("#"));
-  if (ids.length === 0 || ids.some((l) => !/^AGE-SECRET-KEY-/.test(l))) {
-    throw new LifeboatError(code.crypto, `identity file ${file} holds no age identity`, {
-      hint: "it should contain a line starting AGE-SECRET-KEY- (as written by `lifeboat keygen` or `age-keygen`)",
-    });
+  const lines = text.split(/\r?\n/).map((l, i) => ({ n: i + 1, l: l.trim() }));
+  const ids = lines.filter(({ l }) => l && !l.startsWith("#"));
+  const hint =
+    "each line that is not blank or a # comment must be one AGE-SECRET-KEY-1… identity (as written by `lifeboat keygen` or `age-keygen`)";
+  if (ids.length === 0) throw new LifeboatError(code.crypto, `identity file ${file} holds no age identity`, { hint });
+  // An X25519 identity: "AGE-SECRET-KEY-1" and 58 bech32 characters. Named by line, never shown: it is a secret.
+  const bad = ids.find(({ l }) => !/^AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}$/.test(l));
+  if (bad) {
+    const what = /^AGE-SECRET-KEY-/.test(bad.l) ? "is not a valid age identity (wrong length or characters)" : "is not an age identity";
+    throw new LifeboatError(code.crypto, `identity file ${file}: line ${bad.n} ${what}`, { hint });
   }
-  return ids;
+  return ids.map(({ l }) => l);
 }

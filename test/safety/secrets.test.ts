@@ -163,6 +163,29 @@ export default defineConfig({ encryption: { recipients: ["${key.identity}"] }, t
     expect(loadIdentities(loose)).toEqual([k.identity]);
   });
 
+  it("an identity file with a bad line names the line, never its content", async () => {
+    const k = await makeKey();
+    const file = join(k.identityFile, "..", "bad-lines.txt");
+    const cases: [string, RegExp][] = [
+      [`# mine\n${k.identity}\nAGE-SECRET-KEY-1NOTAKEY\n`, /: line 3 is not a valid age identity \(wrong length or characters\)$/],
+      [`${k.identity}\n${k.identity.toLowerCase()}\n`, /: line 2 is not an age identity$/],
+      ["# only a comment\n\n", /holds no age identity$/],
+    ];
+    for (const [text, message] of cases) {
+      writeFileSync(file, text, { mode: 0o600 });
+      const err = (() => {
+        try {
+          loadIdentities(file);
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(err?.message).toMatch(message);
+      expect(err?.message).toContain(file);
+      expect(err?.message).not.toContain(k.identity.slice(20));
+    }
+  });
+
   it("an identity path that is not a regular file is a usage error, not a chmod hint", () => {
     for (const path of ["/dev/null", tmpdir()]) {
       expect(() => loadIdentities(path)).toThrow(/is not a regular file/);
