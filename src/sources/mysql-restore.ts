@@ -276,11 +276,15 @@ export async function restoreMysql(opts: RestoreMysqlOptions): Promise<{ warning
     if (exit.error || exit.status !== 0) {
       const shown = clientError(text);
       const packet = /max_allowed_packet/i.test(text);
+      // A statement over the limit often gets no ERROR 1153 at all: the server just drops the connection.
+      const dropped = /ERROR (2006|2013)\b|server has gone away|lost connection to/i.test(text);
       throw new LifeboatError(code.source, `restore into ${where}: ${tool.command} ${exitWhy(exit)}${shown ? `: ${shown}` : ""}`, {
         cause: exit.error,
         hint: packet
           ? `a statement of the dump (a row with large BLOBs, dumped as hex at twice their size) is larger than the server's max_allowed_packet: raise it on ${where} (SET GLOBAL max_allowed_packet = 1073741824, or max_allowed_packet = 1G under [mysqld]) and run again; the database holds a partial restore`
-          : `${tool.command} stopped at the first error; the database holds a partial restore`,
+          : dropped
+            ? `the server dropped the connection, most often because a statement of the dump (a row with large BLOBs, dumped as hex at twice their size) is larger than its max_allowed_packet: raise it on ${where} (SET GLOBAL max_allowed_packet = 1073741824) and run again, else see the server's error log; the database holds a partial restore`
+            : `${tool.command} stopped at the first error; the database holds a partial restore`,
       });
     }
     return { warnings: text.split("\n").filter(Boolean) };
