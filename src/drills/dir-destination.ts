@@ -41,7 +41,20 @@ export function directoryDestination(to: string): Destination {
       };
     },
     async restore(input, _opts, signal) {
-      await restoreVolume({ input: await input.stream(), dir, signal });
+      try {
+        await restoreVolume({ input: await input.stream(), dir, signal });
+      } catch (err) {
+        if (signal.aborted || !(err instanceof LifeboatError)) throw err;
+        // Entries are written as they arrive: what came before the failure is on disk (docs/CLI.md, restore).
+        throw new LifeboatError(
+          err.code,
+          `${err.message} (${dir} now holds a partial restore: remove it, or move it aside, before restoring again)`,
+          {
+            cause: err.cause,
+            hint: err.hint,
+          },
+        );
+      }
     },
   };
 }

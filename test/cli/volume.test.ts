@@ -148,7 +148,10 @@ describe("volume job through the CLI", () => {
     const r = await cli("restore", "damaged", "--to", join(work, "damaged-restored"));
     expect(r.stderr).not.toMatch(/Unhandled 'error'|node:events/);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/volume\.tar\.zst\.age: payload chunk \d+ failed authentication/);
+    expect(r.stderr).toMatch(
+      /volume\.tar\.zst\.age: payload chunk \d+ failed authentication.*damaged-restored now holds a partial restore: remove it/,
+    );
+    expect(r.stderr).toMatch(/hint: snapshot \S+ on offsite cannot be restored: pick an older one/);
   });
 
   it("names the job file of an exclude pattern it cannot use (exit 2)", async () => {
