@@ -112,6 +112,8 @@ export function parseDuration(text: string): number {
 /** A short age for people: "45 s", "12 min", "5.2 h", "9.0 d". */
 export function formatAge(ms: number): string {
   const s = Math.max(0, ms) / 1000;
+  // "0 s" would read as "not measured" (an RTO of a small restore, say).
+  if (s < 0.5) return "<1 s";
   if (s < 120) return `${Math.round(s)} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
   if (s < 172_800) return `${(s / 3600).toFixed(1)} h`;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   computeReport,
+  formatAge,
   parseDuration,
   type ReportDrill,
   type ReportJob,
@@ -289,6 +290,17 @@ describe("computeReport details", () => {
     const report = computeReport({ jobs: [], drills: [], readings: [], now: NOW });
     expect(report.rows).toEqual([]);
     expect(report.ok).toBe(false);
+  });
+
+  it("formats ages, with under half a second as <1 s rather than 0", () => {
+    expect([
+      formatAge(120),
+      formatAge(499),
+      formatAge(500),
+      formatAge(90_000),
+      formatAge(3 * 3_600_000),
+      formatAge(3 * 86_400_000),
+    ]).toEqual(["<1 s", "<1 s", "1 s", "90 s", "3.0 h", "3.0 d"]);
   });
 
   it("parses durations", () => {
