@@ -12,6 +12,15 @@ const SAMPLE = 10;
  * A directory as a restore destination (volume snapshots). A missing or empty directory is restored into directly;
  * one holding anything needs a confirmed overwrite: files in the snapshot replace theirs, other files stay.
  */
+async function holdsEntries(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of await opendir(dir)) return true;
+  } catch {
+    // Missing or unreadable: nothing lifeboat wrote is there to speak of.
+  }
+  return false;
+}
+
 export function directoryDestination(to: string): Destination {
   const dir = resolve(to);
   return {
@@ -40,20 +49,18 @@ export function directoryDestination(to: string): Destination {
         ],
       };
     },
-    async restore(input, _opts, signal) {
+    async restore(input, opts, signal) {
       try {
         await restoreVolume({ input: await input.stream(), dir, signal });
       } catch (err) {
         if (signal.aborted || !(err instanceof LifeboatError)) throw err;
-        // Entries are written as they arrive: what came before the failure is on disk (docs/CLI.md, restore).
-        throw new LifeboatError(
-          err.code,
-          `${err.message} (${dir} now holds a partial restore: remove it, or move it aside, before restoring again)`,
-          {
-            cause: err.cause,
-            hint: err.hint,
-          },
-        );
+        // Entries are written as they arrive: what came before the failure is on disk (docs/CLI.md, restore). Said
+        // only where something was written, and never "remove it" of a directory that held the user's own files.
+        if (!(await holdsEntries(dir))) throw err;
+        const note = opts.overwrite
+          ? `entries of the snapshot written before the failure have replaced files of the same name in ${dir}`
+          : `${dir} now holds a partial restore: remove it before restoring again`;
+        throw new LifeboatError(err.code, `${err.message} (${note})`, { cause: err.cause, hint: err.hint });
       }
     },
   };

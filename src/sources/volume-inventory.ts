@@ -40,7 +40,7 @@ export type VolumeEntry = z.infer<typeof volumeEntrySchema>;
 /** A volume inventory. */
 export type VolumeInventory = z.infer<typeof volumeInventorySchema>;
 
-/** Builds the inventory as members stream by; holds only the entry list (about 150 bytes a file). */
+/** Builds the inventory as members stream by; holds only the entry list (with the walk, about 1.5–2 KB a file: docs/CONFIG.md). */
 export class InventoryBuilder {
   readonly files: VolumeEntry[] = [];
   fileCount = 0;

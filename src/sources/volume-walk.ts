@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
@@ -60,7 +61,8 @@ type Prepared =
   | { kind: "symlink"; st: Stats; target: string }
   | { kind: "small"; st: Stats; data: Buffer; changed: boolean }
   | { kind: "large" }
-  | { kind: "special"; st: Stats };
+  /** Not storable: a FIFO, socket or device, or (why) a symlink whose target is not UTF-8. */
+  | { kind: "special"; st: Stats; why?: string; fix?: string };
 
 interface Item {
   rel: string;
@@ -183,7 +185,13 @@ export class VolumeWalk {
           return { kind: "dir", st, mount: false, err };
         }
       }
-      if (st.isSymbolicLink()) return { kind: "symlink", st, target: readlinkSync(abs) };
+      if (st.isSymbolicLink()) {
+        // Read as bytes: a target that is not UTF-8 would otherwise come back with U+FFFD in place of its bytes, and
+        // be stored, counted and restored altered without a word.
+        const raw = readlinkSync(abs, { encoding: "buffer" });
+        if (!isUtf8(raw)) return { kind: "special", st, why: "its target is not valid UTF-8", fix: "point it at a UTF-8 name" };
+        return { kind: "symlink", st, target: raw.toString("utf8") };
+      }
       if (!st.isFile()) return { kind: "special", st };
       if (st.size > SMALL) return { kind: "large" };
       const fd = openSync(abs, OPEN_FLAGS);
@@ -206,7 +214,11 @@ export class VolumeWalk {
       case "lost":
         return this.#lost(rel, p.err);
       case "special":
-        return this.#unreadable(rel, `it is a ${specialKind(p.st)}, not a regular file, directory or symlink`, "move it out of the volume");
+        return this.#unreadable(
+          rel,
+          p.why ?? `it is a ${specialKind(p.st)}, not a regular file, directory or symlink`,
+          p.fix ?? "move it out of the volume",
+        );
       case "symlink":
         return this.#member({ ...meta(rel, p.st), type: "symlink", size: 0, linkpath: p.target });
       case "dir":
@@ -418,7 +430,9 @@ function closeQuietly(fd: number): void {
 }
 
 function meta(rel: string, st: Stats): Omit<TarMember, "type" | "size"> {
-  return { path: rel, mode: st.mode & 0o7777, mtime: st.mtime, uid: st.uid, gid: st.gid };
+  // Whole seconds, truncated as tar does, from mtimeMs: st.mtime is rounded to the millisecond, so .9995 s and later
+  // would become the next second.
+  return { path: rel, mode: st.mode & 0o7777, mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000), uid: st.uid, gid: st.gid };
 }
 
 function specialKind(st: Stats): string {

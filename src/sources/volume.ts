@@ -22,7 +22,7 @@ const HIGH_WATER = 1024 * 1024;
  * A directory tree, streamed as one pax tar (regular files, directories and symlinks with their modes, owners and
  * mtimes) in a single read: each file is hashed as its bytes go into the tar, so the inventory (file list with
  * sizes and sha256) is exact for the archive. Memory stays flat whatever the size of the files; the inventory
- * grows with the number of entries (about 150 bytes each).
+ * grows with the number of entries (about 1.5–2 KB each, docs/CONFIG.md).
  */
 export class VolumeSource implements Source {
   readonly kind = "volume";

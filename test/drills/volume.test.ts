@@ -8,9 +8,10 @@ import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Manifest, manifestSchema } from "../../src/catalog/manifest.ts";
 import { type Config, configSchema, type Drill, type DrillInput, drillSchema, type Job, jobSchema } from "../../src/config/schema.ts";
+import { directoryDestination } from "../../src/drills/dir-destination.ts";
 import type { ArtifactInput, Scratch } from "../../src/drills/kind.ts";
 import { restoreVolume, volumeDrillKind } from "../../src/drills/volume.ts";
-import { ConfigError, code, RefusedError } from "../../src/errors.ts";
+import { ConfigError, code, IntegrityError, RefusedError } from "../../src/errors.ts";
 import { type VolumeInventory, VolumeSource } from "../../src/sources/volume.ts";
 
 const HASH = "0".repeat(64);
@@ -248,5 +249,45 @@ describe("restoreVolume", () => {
     const r = await restoreVolume({ input: createReadStream(artifact), dir });
     expect(r.files).toBe(4);
     expect(readlinkSync(join(dir, "host"))).toBe("/etc/hostname");
+  });
+});
+
+describe("directoryDestination", () => {
+  /** The artifact cut off inside cat.jpg, with a damaged-object error, as a broken download ends. */
+  const cutInput = (): ArtifactInput => ({
+    stream: async () =>
+      Readable.from(
+        (async function* () {
+          yield readFileSync(artifact).subarray(0, 100_000);
+          throw new IntegrityError("volume.tar.zst.age: payload chunk 2 failed authentication");
+        })(),
+      ),
+    file: async () => artifact,
+  });
+
+  it("says a new directory now holds a partial restore, an existing one that files were replaced, and nothing when it made nothing", async () => {
+    const fresh = join(tmp, "dest-fresh");
+    const err = await directoryDestination(fresh)
+      .restore(cutInput(), { overwrite: false }, new AbortController().signal)
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toBe(
+      `volume.tar.zst.age: payload chunk 2 failed authentication (${fresh} now holds a partial restore: remove it before restoring again)`,
+    );
+    const mine = join(tmp, "dest-mine");
+    await mkdir(mine);
+    await writeFile(join(mine, "notes.txt"), "my own file\n");
+    const over = await directoryDestination(mine)
+      .restore(cutInput(), { overwrite: true }, new AbortController().signal)
+      .catch((e: unknown) => e);
+    expect((over as Error).message).toMatch(
+      /\(entries of the snapshot written before the failure have replaced files of the same name in .*dest-mine\)$/,
+    );
+    expect(readFileSync(join(mine, "notes.txt"), "utf8")).toBe("my own file\n");
+    // Under a file, the directory cannot even be made: nothing was written, and the message does not pretend so.
+    await writeFile(join(tmp, "a-file"), "x");
+    const none = await directoryDestination(join(tmp, "a-file", "sub"))
+      .restore(cutInput(), { overwrite: false }, new AbortController().signal)
+      .catch((e: unknown) => e);
+    expect((none as Error).message).not.toMatch(/partial restore|replaced files/);
   });
 });

@@ -252,6 +252,36 @@ describe("VolumeSource", () => {
     expect(((await warning.inventory) as VolumeInventory).files.map((f) => f.path)).toEqual(["ok.txt", "pipes"]);
   });
 
+  it("refuses a symlink whose target is not valid UTF-8 rather than store it altered", async () => {
+    const root = temp();
+    writeFileSync(join(root, "ok.txt"), "ok");
+    symlinkSync(Buffer.from("caf\xe9.txt", "latin1"), join(root, "badtarget"));
+    const failing = await source(root).dump(new AbortController().signal);
+    const streamed = drain(failing.stream);
+    const err = await failing.done.catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: code.source,
+      message: expect.stringMatching(/cannot read "badtarget": its target is not valid UTF-8/),
+    });
+    await streamed;
+    const warning = await source(root, { onUnreadable: "warn" }).dump(new AbortController().signal);
+    await collect(warning);
+    expect((await warning.done).warnings).toEqual([
+      expect.stringMatching(/"badtarget" is unreadable and was skipped: its target is not valid UTF-8/),
+    ]);
+  });
+
+  it("keeps mtimes to the second as tar does, truncated: .9997 s stays in its second", async () => {
+    const root = temp();
+    writeFileSync(join(root, "late"), "x");
+    execFileSync("touch", ["-d", "2020-01-01 00:00:00.9997 UTC", join(root, "late")]);
+    const dump = await source(root).dump(new AbortController().signal);
+    const out = temp();
+    await restoreVolume({ input: dump.stream, dir: out });
+    await dump.done;
+    expect(lstatSync(join(out, "late")).mtime.toISOString()).toBe("2020-01-01T00:00:00.000Z");
+  });
+
   it("applies excludes to names that are not valid UTF-8, and suggests a pattern that works", async () => {
     const root = temp();
     mkdirSync(join(root, "cache/deep"), { recursive: true });
