@@ -7,7 +7,7 @@ import { ConfigError, messageOf } from "../errors.ts";
 import { findBoundaryViolations } from "../safety/boundary.ts";
 import { checkVolumeDevices } from "../safety/device.ts";
 import { describeIssues } from "./issues.ts";
-import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema } from "./schema.ts";
+import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema, type TargetConfig } from "./schema.ts";
 
 /** A job together with the file that declared it. */
 export type LoadedJob = Job & { file: string };
@@ -118,6 +118,18 @@ export async function loadConfig(configPath: string): Promise<LoadedConfig> {
         });
       }
     }
+    const places = new Map<string, string>();
+    for (const t of job.targets) {
+      const place = storagePlace(config.targets[t] as TargetConfig);
+      const same = places.get(place);
+      if (same !== undefined) {
+        throw new ConfigError(
+          `${show(f)}: targets: job "${job.name}" ships to targets "${same}" and "${t}", which are the same place (${place}): that is one copy, not two`,
+          { hint: "point one of them at another bucket, prefix or directory, or list only one" },
+        );
+      }
+      places.set(place, t);
+    }
     jobs.set(job.name, { ...job, file: f });
   }
 
@@ -198,4 +210,16 @@ export function getJob(loaded: LoadedConfig, name: string): LoadedJob {
     });
   }
   return job;
+}
+
+/**
+ * Where a target stores, normalised the way the backends normalise it (an endpoint's trailing slash, a prefix's
+ * slashes, a directory's "..": "/dup/" and "dup" are one place).
+ */
+function storagePlace(t: TargetConfig): string {
+  if (t.type === "filesystem") return `file://${resolve(t.path)}`;
+  // AWS bucket names are global: the region does not make two places of one bucket.
+  const endpoint = t.endpoint ? t.endpoint.replace(/\/+$/, "").toLowerCase() : "aws";
+  const prefix = t.prefix.split("/").filter(Boolean).join("/");
+  return `${endpoint}/${t.bucket}/${prefix}`;
 }

@@ -16,11 +16,18 @@ export const nameSchema = z
 const boundarySchema = z.string().refine((s) => s.trim() !== "", 'declare the blast radius this lives in, e.g. "aws:eu-central-1"');
 
 /** Static S3 credentials (omit to use the SDK's default chain: env, profile, instance role). */
+// Read from a secret file, a key often keeps its trailing newline; the SDK then fails with a bare "Invalid character
+// in header content". The message names no secret: only that it holds whitespace.
+const credentialPart = z
+  .string()
+  .min(1)
+  .refine((s) => !/\s/.test(s), "holds whitespace (a trailing newline from a secret file?): trim it");
+
 export const s3CredentialsSchema = z
   .object({
-    accessKeyId: z.string().min(1),
-    secretAccessKey: z.string().min(1),
-    sessionToken: z.string().optional(),
+    accessKeyId: credentialPart,
+    secretAccessKey: credentialPart,
+    sessionToken: credentialPart.optional(),
   })
   .strict();
 
@@ -28,9 +35,15 @@ export const s3CredentialsSchema = z
 export const s3TargetSchema = z
   .object({
     type: z.literal("s3"),
-    bucket: z.string().min(3, "name the bucket"),
+    bucket: z
+      .string()
+      .min(3, "name the bucket")
+      .refine(
+        (b) => !b.includes("/") && !b.includes(":"),
+        'a bucket name has no "/" or scheme: put the bucket alone here (no s3://) and any path in prefix',
+      ),
     /** Region; S3-compatible servers usually accept any. */
-    region: z.string().default("us-east-1"),
+    region: z.string().min(1, 'name the region (any, e.g. "us-east-1", for most S3-compatible servers)').default("us-east-1"),
     /** Key prefix inside the bucket (no leading or trailing slash needed). */
     prefix: z.string().default(""),
     /** Custom endpoint for S3-compatible servers (MinIO, R2, B2, …). */

@@ -17,6 +17,10 @@ import {
   verdictOf,
 } from "./audit-verdict.ts";
 
+// A check must come back in seconds: a server that accepts connections and never answers fails each probe after
+// 15 s, not the 2 minutes a long upload may sit idle.
+const PROBE = { idleTimeoutMs: 15_000 };
+
 /** What one role's credential was seen to do on a target. */
 export interface RoleReport {
   role: Role;
@@ -181,7 +185,7 @@ async function bucketProtection(name: string, config: TargetConfig): Promise<Buc
     const cred = credentialFor(config, role);
     if (seen.has(cred.identity)) continue;
     seen.add(cred.identity);
-    const target = openTargetAs(name, config, role);
+    const target = openTargetAs(name, config, role, PROBE);
     try {
       if (!(target instanceof S3Target)) break;
       const p = await target.protection();
@@ -255,7 +259,7 @@ export async function assertWriterCannotDelete(loaded: LoadedConfig, name: strin
   if (config?.type !== "s3" || !config.requireImmutable) return;
   const needed = lockNeededFor(loaded, name);
   const label = credentialFor(config, "writer").label;
-  const target = openTargetAs(name, config, "writer");
+  const target = openTargetAs(name, config, "writer", PROBE);
   try {
     const protection = target instanceof S3Target ? await target.protection() : undefined;
     const lock = effectiveLock(config, protection);

@@ -4,8 +4,14 @@ import { FilesystemTarget } from "./filesystem.ts";
 import { S3Target } from "./s3.ts";
 import type { Target } from "./target.ts";
 
+/** How a caller wants its connections: a quick check (doctor) must not wait minutes on a server that never answers. */
+export interface TargetOptions {
+  /** Milliseconds a request may sit without an answer before it fails (S3; default 120000). */
+  idleTimeoutMs?: number;
+}
+
 /** Builds a Target from its name in backup.config.ts and its validated config block. */
-export type TargetFactory<C = TargetConfig> = (name: string, config: C) => Target;
+export type TargetFactory<C = TargetConfig> = (name: string, config: C, options?: TargetOptions) => Target;
 
 /** The config block of one target type. */
 type ConfigOf<K extends TargetConfig["type"]> = Extract<TargetConfig, { type: K }>;
@@ -25,14 +31,14 @@ export function registerTarget(kind: string, factory: TargetFactory<never>): voi
 }
 
 /** Creates the Target for one configured target. Throws ConfigError if no backend handles its type. */
-export function createTarget(name: string, config: TargetConfig): Target {
+export function createTarget(name: string, config: TargetConfig, options?: TargetOptions): Target {
   const factory = factories.get(config.type);
   if (!factory) {
     throw new ConfigError(`target "${name}": unknown type "${config.type}"`, {
       hint: `use one of: ${[...factories.keys()].join(", ")}`,
     });
   }
-  return factory(name, config);
+  return factory(name, config, options);
 }
 
 /**
@@ -40,7 +46,7 @@ export function createTarget(name: string, config: TargetConfig): Target {
  * its factory is added here (the exhaustiveness check, without a switch).
  */
 const builtins: { [K in TargetConfig["type"]]: TargetFactory<ConfigOf<K>> } = {
-  s3: (name, config) => new S3Target(name, config),
+  s3: (name, config, options) => new S3Target(name, config, { idleTimeoutMs: options?.idleTimeoutMs }),
   filesystem: (name, config) => new FilesystemTarget(name, config),
 };
 

@@ -1,5 +1,5 @@
 import type { S3TargetConfig, TargetConfig } from "../config/schema.ts";
-import { createTarget } from "./index.ts";
+import { createTarget, type TargetOptions } from "./index.ts";
 import type { Target } from "./target.ts";
 
 // Role selection lives here and only here: every command opens its targets through openTargetAs with the one role
@@ -52,8 +52,8 @@ export function configForRole<C extends TargetConfig>(config: C, role: Role): C 
 }
 
 /** Opens a target with the credential of one role; the one function every command's target goes through. */
-export function openTargetAs(name: string, config: TargetConfig, role: Role): Target {
-  return createTarget(name, configForRole(config, role));
+export function openTargetAs(name: string, config: TargetConfig, role: Role, options?: TargetOptions): Target {
+  return createTarget(name, configForRole(config, role), options);
 }
 
 /** The line a command prints (stderr, text mode) to say which role and credential it uses on a target. */

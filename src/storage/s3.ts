@@ -184,7 +184,9 @@ export class S3Target implements Target {
       // (not a direct dependency). socketTimeout is an idle timeout, so long part uploads are not cut off.
       requestHandler: { connectionTimeout: options.connectionTimeoutMs ?? 5_000, socketTimeout: options.idleTimeoutMs ?? 120_000 },
     });
-    if (!signsPayload(config.endpoint)) {
+    // The SDK also takes its endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL when the config names none: the body
+    // may only go unsigned where that endpoint, too, is TLS or loopback.
+    if (!signsPayload(config.endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined))) {
       // SigV4 signs a sha256 of every body the SDK holds in memory: a second pass over every byte uploaded (the
       // manifest's sha256 is the first). It guards the bytes between here and the server, which TLS already does
       // and which loopback never exposes; on plain HTTP to another host the parts stay signed.
@@ -566,7 +568,10 @@ export class S3Target implements Target {
       return new LifeboatError(code.aborted, `${at}: ${operation} aborted`, { cause: err });
     }
     const status = e.$metadata?.httpStatusCode;
-    const notS3 = name === "UnknownError" || name === "" || /Deserialization error|XML parse error/.test(detail);
+    // For a bodiless or non-XML error answer the SDK names the error after the status ("NotFound") and says only
+    // "UnknownError": no S3 error document came back.
+    const notS3 =
+      name === "UnknownError" || name === "" || e.message === "UnknownError" || /Deserialization error|XML parse error/.test(detail);
     if (status !== undefined && notS3) {
       // No S3 document came back: whatever answered is not speaking S3 (a web server, a proxy, a wrong path).
       return new LifeboatError(

@@ -90,6 +90,41 @@ describe("loadConfig", () => {
     });
   });
 
+  it("refuses two targets of one job that are the same place, however their prefix or endpoint is spelled", async () => {
+    const s3 = (prefix: string, endpoint: string, boundary: string) =>
+      `{ type: "s3", bucket: "bkt", prefix: "${prefix}", endpoint: "${endpoint}", forcePathStyle: true, boundary: "${boundary}" }`;
+    const p = writeProject({
+      "backup.config.ts": config(
+        `{ a: ${s3("dup", "http://127.0.0.1:9000", "x")}, b: ${s3("/dup/", "http://127.0.0.1:9000/", "y")}, c: ${s3("other", "http://127.0.0.1:9000", "z")} }`,
+      ),
+      "jobs/a.ts": pgJob("a", "db", `["a", "b"]`),
+    });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({
+      code: code.config,
+      message: expect.stringMatching(
+        /jobs\/a\.ts: targets: job "a" ships to targets "a" and "b", which are the same place \(.*\): that is one copy, not two/,
+      ),
+    });
+    const fine = writeProject({
+      "backup.config.ts": config(`{ a: ${s3("dup", "http://127.0.0.1:9000", "x")}, c: ${s3("other", "http://127.0.0.1:9000", "z")} }`),
+      "jobs/a.ts": pgJob("a", "db", `["a", "c"]`),
+    });
+    expect([...(await loadConfig(fine.config)).jobs.keys()]).toEqual(["a"]);
+  });
+
+  it.each([
+    [`{ type: "s3", bucket: "bk/prod", boundary: "x" }`, /targets\.t\.bucket: a bucket name has no "\/" or scheme/],
+    [`{ type: "s3", bucket: "s3://bk", boundary: "x" }`, /targets\.t\.bucket: a bucket name has no "\/" or scheme/],
+    [`{ type: "s3", bucket: "bk", region: "", boundary: "x" }`, /targets\.t\.region: name the region/],
+    [
+      `{ type: "s3", bucket: "bk", credentials: { accessKeyId: "AKIA\\n", secretAccessKey: "s" }, boundary: "x" }`,
+      /targets\.t\.credentials\.accessKeyId: holds whitespace/,
+    ],
+  ])("refuses the S3 target %s at load (exit 2), naming the field", async (target, message) => {
+    const p = writeProject({ "backup.config.ts": config(`{ t: ${target} }`) });
+    await expect(loadConfig(p.config)).rejects.toMatchObject({ code: code.config, message: expect.stringMatching(message) });
+  });
+
   it("refuses an unknown retention time zone at load, naming the file and the field, even without calendar rules", async () => {
     const p = writeProject({
       "backup.config.ts": config(),

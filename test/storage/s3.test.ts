@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { S3TargetConfig } from "../../src/config/schema.ts";
 import { LifeboatError, NotFoundError } from "../../src/errors.ts";
+import { openTargetAs } from "../../src/storage/roles.ts";
 import { S3Target, signsPayload } from "../../src/storage/s3.ts";
 import { listAll, putBuffer } from "../../src/storage/target.ts";
 import { describeTargetContract } from "../contracts/target.ts";
@@ -126,11 +127,29 @@ describe("S3Target", () => {
     page.close();
   });
 
-  it("names the HTTP status and the endpoint when a non-S3 server answers", async () => {
+  it("a caller's idle timeout (doctor's) fails a request to a server that never answers in that time", async () => {
+    const silent = createNetServer(() => {}); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    const target = openTargetAs("offsite", { ...server.config(), endpoint: `http://127.0.0.1:${port}` }, "reader", { idleTimeoutMs: 500 });
+    const started = Date.now();
+    const err = (await listAll(target, "job/").catch((e: unknown) => e)) as LifeboatError;
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect(err.message).toMatch(/^target "offsite": cannot reach http:\/\/127\.0\.0\.1:\d+ \(.*timed out/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await target.close?.();
+    silent.close();
+  });
+
+  it.each([
+    ["text/plain", "not found"],
+    ["text/html", "<html><body><h1>404</h1></body></html>"],
+    ["text/plain", ""],
+  ])("names the HTTP status and the endpoint when a non-S3 server answers 404 (%s, %j)", async (type, body) => {
     const page = createServer((req, res) => {
       req.resume();
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found");
+      res.writeHead(404, { "content-type": type });
+      res.end(body);
     });
     await new Promise<void>((resolve) => page.listen(0, "127.0.0.1", resolve));
     const { port } = page.address() as AddressInfo;
