@@ -97,3 +97,28 @@ export async function databaseCollations(conn: MysqlConnection, databases: reado
   });
   return Object.fromEntries(rows as [string, string][]);
 }
+
+// Every kind of name a dump writes into its SQL text, where it may sit at the start of a line of its own.
+const NAMED = [
+  ["TABLES", "TABLE_SCHEMA", "TABLE_NAME", "table or view"],
+  ["COLUMNS", "TABLE_SCHEMA", "COLUMN_NAME", "column"],
+  ["STATISTICS", "TABLE_SCHEMA", "INDEX_NAME", "index"],
+  ["TABLE_CONSTRAINTS", "CONSTRAINT_SCHEMA", "CONSTRAINT_NAME", "constraint"],
+  ["ROUTINES", "ROUTINE_SCHEMA", "ROUTINE_NAME", "routine"],
+  ["TRIGGERS", "TRIGGER_SCHEMA", "TRIGGER_NAME", "trigger"],
+  ["EVENTS", "EVENT_SCHEMA", "EVENT_NAME", "event"],
+] as const;
+
+/**
+ * Names in the databases that hold a line break: a restore reads the dump line by line, and a name's second line
+ * ("DELIMITER ;;", "USE `prod`;") would be read as a statement of its own. Each as "kind db.name".
+ */
+export async function namesWithLineBreaks(conn: MysqlConnection, databases: readonly string[]): Promise<string[]> {
+  if (databases.length === 0) return [];
+  const sql = NAMED.map(
+    ([table, schema, name, kind]) =>
+      `SELECT '${kind}', ${schema}, ${name} FROM information_schema.${table} WHERE ${schema} IN (?) AND (${name} LIKE '%\\n%' OR ${name} LIKE '%\\r%')`,
+  ).join(" UNION ALL ");
+  const [rows] = await conn.query({ sql, values: NAMED.map(() => databases), rowsAsArray: true });
+  return (rows as [string, string, string][]).map(([kind, db, name]) => `${kind} ${JSON.stringify(`${db}.${name}`)}`);
+}

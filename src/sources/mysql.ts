@@ -20,7 +20,7 @@ import {
 import { DumpTables } from "./mysql-dump-tables.ts";
 import { type DumpRelay, openDumpRelay } from "./mysql-relay.ts";
 import { countSnapshots, type Handshake, openSnapshots } from "./mysql-snapshot.ts";
-import { databaseCollations, listDatabases, listTables, type TableInfo } from "./mysql-tables.ts";
+import { databaseCollations, listDatabases, listTables, namesWithLineBreaks, type TableInfo } from "./mysql-tables.ts";
 import { exitOf, exitWhy, findTool, type MysqlTool, stderrTail, terminate, toolEnv, writeDefaultsFile } from "./mysql-tools.ts";
 import { ToolOutput } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
@@ -179,13 +179,16 @@ export class MysqlSource implements Source {
         },
       );
     }
-    const broken = databases.filter((d) => /[\r\n]/.test(d));
+    const broken = [
+      ...databases.filter((d) => /[\r\n]/.test(d)).map((d) => `database ${JSON.stringify(d)}`),
+      ...(await namesWithLineBreaks(conn, databases)),
+    ];
     if (broken.length) {
       throw new LifeboatError(
         code.source,
-        `${where}: database ${broken.map((d) => JSON.stringify(d)).join(", ")} has a line break in its name`,
+        `${where}: ${broken.slice(0, 5).join(", ")}${broken.length > 5 ? ` and ${broken.length - 5} more` : ""} ha${broken.length > 1 ? "ve" : "s"} a line break in the name`,
         {
-          hint: "restores read a dump line by line and cannot map such a name safely: rename the database (or list the others in databases)",
+          hint: "restores read a dump line by line and cannot restore such a name safely (a drill could write outside its scratch databases): rename it, or leave its database out of databases",
         },
       );
     }

@@ -352,18 +352,28 @@ describe("MysqlSource", () => {
     for (const n of names) expect(await databaseExists(n)).toBe(false);
   });
 
-  it("refuses a database with a line break in its name, which no restore could map safely", async () => {
+  it("refuses a database, table or column with a line break in its name, which no restore could read safely", async () => {
     const name = `lifeboat_test_nl_${process.pid}\nx`;
     await withAdmin((c) => c.query(`CREATE DATABASE \`${name}\``));
+    const plain = `lifeboat_test_nl_${process.pid}_t`;
+    // A name whose second line reads as a statement: before the refusal, a drill took it for a DELIMITER and then
+    // passed the next database's USE to the real server.
+    await withAdmin((c) => c.query(`CREATE DATABASE \`${plain}\`; CREATE TABLE \`${plain}\`.\`zz\nDELIMITER ;;\nx\` (\`a\nb\` int)`));
     try {
       const err = await source(adminUrl, { databases: [name] })
         .dump(new AbortController().signal)
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(LifeboatError);
-      expect((err as LifeboatError).message).toContain(`database ${JSON.stringify(name)} has a line break in its name`);
-      expect((err as LifeboatError).hint).toMatch(/rename the database/);
+      expect((err as LifeboatError).message).toContain(`database ${JSON.stringify(name)} has a line break in the name`);
+      expect((err as LifeboatError).hint).toMatch(/rename it/);
+      const table = await source(adminUrl, { databases: [plain] })
+        .dump(new AbortController().signal)
+        .catch((e: unknown) => e);
+      expect((table as LifeboatError).message).toContain(`table or view ${JSON.stringify(`${plain}.zz\nDELIMITER ;;\nx`)}`);
+      expect((table as LifeboatError).message).toContain(`column ${JSON.stringify(`${plain}.a\nb`)}`);
+      expect((table as LifeboatError).message).toMatch(/have a line break in the name$/);
     } finally {
-      await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS \`${name}\``));
+      await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS \`${name}\`; DROP DATABASE IF EXISTS \`${plain}\``));
     }
   });
 
