@@ -1,4 +1,4 @@
-import { IntegrityError, messageOf, NotFoundError } from "../errors.ts";
+import { code, IntegrityError, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import { MANIFEST, parseSnapshotKey, snapshotKey, snapshotsPrefix } from "../storage/layout.ts";
 import { getBuffer, type Target } from "../storage/target.ts";
 import { type Manifest, manifestSchema } from "./manifest.ts";
@@ -58,6 +58,10 @@ export async function listSnapshots(target: Target, job: string): Promise<Snapsh
   for (let i = 0; i < ordered.length; i += 8) {
     const batch = ordered.slice(i, i + 8);
     const read = await Promise.allSettled(batch.map((id) => readManifest(target, job, id)));
+    // A manifest that could not be fetched (a dropped connection, a refused request) says nothing about the manifest:
+    // the listing fails, rather than call a good snapshot broken (and the last backup failed).
+    const unreachable = read.find((r) => r.status === "rejected" && r.reason instanceof LifeboatError && r.reason.code === code.storage);
+    if (unreachable) throw (unreachable as PromiseRejectedResult).reason;
     read.forEach((r, j) => {
       if (r.status === "fulfilled") complete.push(r.value);
       else broken.push({ snapshotId: batch[j] as string, error: messageOf(r.reason) });

@@ -65,10 +65,13 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   }
 }
 
-/** Errors that say the operator must act (wrong key, bad config, a guard, an abort): no record, the run did not happen. */
+/** Errors that say the operator must act (wrong key, bad config, a guard, an abort, an unreadable target): no record, the run did not happen. */
 function operatorError(err: unknown): boolean {
   return (
-    err instanceof LifeboatError && ([code.crypto, code.config, code.usage, code.refused, code.aborted] as string[]).includes(err.code)
+    // STORAGE: the target could not be read (a dropped connection, a refused request), which is no evidence about the
+    // snapshot either way: a record would un-prove a good one over a network blip.
+    err instanceof LifeboatError &&
+    ([code.crypto, code.config, code.usage, code.refused, code.aborted, code.storage] as string[]).includes(err.code)
   );
 }
 

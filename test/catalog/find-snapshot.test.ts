@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { findSnapshot, listSnapshots } from "../../src/catalog/snapshots.ts";
-import { NotFoundError } from "../../src/errors.ts";
+import { code, LifeboatError, NotFoundError } from "../../src/errors.ts";
 import { MemoryTarget } from "../../src/storage/memory.ts";
 import { putBuffer } from "../../src/storage/target.ts";
 import { manifest } from "../report/fixtures.ts";
@@ -40,5 +40,18 @@ describe("findSnapshot with manifests it cannot read", () => {
     );
     expect((err as NotFoundError).hint).toMatch(/lifeboat snapshots db lists them/);
     expect((await listSnapshots(t, "db")).broken.map((b) => b.snapshotId)).toEqual([NEWER]);
+  });
+});
+
+describe("listSnapshots when the target cannot be read", () => {
+  it("fails the listing instead of calling a manifest it could not fetch broken", async () => {
+    const t = await targetWith({ id: OLD.snapshotId, text: JSON.stringify(OLD) });
+    const get = t.get.bind(t);
+    t.get = async (key, opts) => {
+      if (key.endsWith("manifest.json"))
+        throw new LifeboatError(code.storage, `target "t": get "${key}": the download broke off after 300 bytes (aborted)`);
+      return get(key, opts);
+    };
+    await expect(listSnapshots(t, "db")).rejects.toMatchObject({ code: "STORAGE", message: expect.stringMatching(/broke off/) });
   });
 });
