@@ -79,4 +79,23 @@ describe("age stream", () => {
   it("rejects data that is not age", async () => {
     await expect(decrypt(key.identity, Buffer.from("hello world, plain text"))).rejects.toMatchObject({ code: code.integrity });
   });
+
+  it("calls a damaged header damage, not a wrong key, when the identity is for one of the manifest's recipients", async () => {
+    const a = await makeKey();
+    const b = await makeKey();
+    const sealed = await encrypt(a.recipient, randomBytes(1000));
+    // Inside the X25519 stanza's line: "-> X25519 <share>".
+    const at = sealed.indexOf("-> X25519 ") + 20;
+    const damaged = Buffer.from(sealed);
+    damaged.writeUInt8(damaged.readUInt8(at) === 0x41 ? 0x42 : 0x41, at);
+    const open = (identity: string, recipients?: string[]) =>
+      collect(Readable.from([damaged]).pipe(createDecryptStream([identity], "x.age", recipients))).catch((e: unknown) => e);
+    expect(await open(a.identity, [a.recipient])).toMatchObject({
+      code: code.integrity,
+      message: expect.stringMatching(/x\.age: the age header is damaged/),
+    });
+    // Without the manifest's word, or with another key, it stays "wrong key?".
+    expect(await open(a.identity)).toMatchObject({ code: code.crypto });
+    expect(await open(b.identity, [a.recipient])).toMatchObject({ code: code.crypto, message: expect.stringMatching(/wrong key\?/) });
+  });
 });

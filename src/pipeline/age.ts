@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
-import { Decrypter, Encrypter, type Recipient } from "age-encryption";
+import { Decrypter, Encrypter, identityToRecipient, type Recipient } from "age-encryption";
 import { code, IntegrityError, LifeboatError, messageOf } from "../errors.ts";
 
 // The age v1 payload (https://age-encryption.org/v1): a 16-byte nonce, then ChaCha20-Poly1305 over 64 KiB chunks
@@ -145,7 +145,12 @@ export function parseIdentities(text: string): string[] {
     .filter((l) => l && !l.startsWith("#"));
 }
 
-async function unwrapKey(identities: readonly string[], header: Buffer, object: string): Promise<Uint8Array> {
+async function unwrapKey(
+  identities: readonly string[],
+  header: Buffer,
+  object: string,
+  recipients?: readonly string[],
+): Promise<Uint8Array> {
   const d = new Decrypter();
   try {
     for (const id of identities) d.addIdentity(id);
@@ -159,6 +164,16 @@ async function unwrapKey(identities: readonly string[], header: Buffer, object: 
   } catch (err) {
     const msg = messageOf(err);
     if (/no identity matched/i.test(msg)) {
+      // The object was encrypted to the manifest's recipients: if one of the identities is for one of them, the key
+      // is right and the header is what is damaged.
+      if (recipients && (await ownsOneOf(identities, recipients))) {
+        throw new IntegrityError(
+          `${object}: the age header is damaged (the identity is for a recipient the manifest lists, yet no stanza opens with it)`,
+          {
+            cause: err,
+          },
+        );
+      }
       throw new LifeboatError(code.crypto, `${object}: none of the given identities can decrypt it (wrong key?)`, {
         cause: err,
         hint: "use the identity whose recipient (age1…) is in encryption.recipients when this snapshot was taken",
@@ -168,11 +183,20 @@ async function unwrapKey(identities: readonly string[], header: Buffer, object: 
   }
 }
 
+/** Whether any identity's recipient is among the recipients. */
+async function ownsOneOf(identities: readonly string[], recipients: readonly string[]): Promise<boolean> {
+  for (const id of identities) {
+    const mine = await identityToRecipient(id).catch(() => undefined);
+    if (mine && recipients.includes(mine)) return true;
+  }
+  return false;
+}
+
 /**
  * A Transform that decrypts an age file with the identities. Errors name the object: a wrong key is a CRYPTO error,
  * a flipped bit or a truncated file an IntegrityError.
  */
-export function createDecryptStream(identities: readonly string[], object: string): Transform {
+export function createDecryptStream(identities: readonly string[], object: string, recipients?: readonly string[]): Transform {
   let head: Buffer[] = [];
   let headLen = 0;
   let key: Buffer | undefined;
@@ -205,7 +229,7 @@ export function createDecryptStream(identities: readonly string[], object: strin
           if (!all.subarray(0, 21).toString("latin1").startsWith("age-encryption.org/v1")) {
             throw new IntegrityError(`${object}: not an age v1 file`);
           }
-          const fileKey = await unwrapKey(identities, all.subarray(0, end), object);
+          const fileKey = await unwrapKey(identities, all.subarray(0, end), object, recipients);
           key = payloadKey(fileKey, all.subarray(end, end + NONCE_PREFIX));
           buf = all.subarray(end + NONCE_PREFIX);
           head = [];

@@ -61,7 +61,7 @@ export async function openDecrypted(
   const what = label(target, manifest, entry.name);
   const raw = await target.get(key, { signal });
   const checked = new Checked(entry, what);
-  const dec = createDecryptStream(identities, what);
+  const dec = createDecryptStream(identities, what, manifest.encryption.recipients);
   raw.on("error", (e) => checked.destroy(e));
   checked.on("error", (e) => dec.destroy(e));
   quietAfterAbort(signal, raw, checked, dec);
