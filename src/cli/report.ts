@@ -35,6 +35,11 @@ export const reportCommand = (): Command =>
       print(g.json, { ...report, role: use.role, credentials: use.credentials }, () => renderTable(report));
       // After printing: the report is worth having even when the page cannot be written.
       if (opts.html) writeOutputFile(opts.html, renderReportHtml(report), "--html");
+      if (report.rows.length === 0) {
+        throw new LifeboatError(code.failed, "no jobs declared: nothing is backed up", {
+          hint: "add jobs/<name>.ts beside backup.config.ts (docs/CONFIG.md), or point --config at the right file",
+        });
+      }
       if (!report.ok) {
         const bad = report.rows.filter((r) => r.status !== "ok").map((r) => `${r.job}@${r.target} ${r.status}`);
         throw new LifeboatError(code.failed, `not every job is ok: ${bad.join(", ")}`, {

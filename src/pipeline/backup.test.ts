@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { makeKey } from "../../test/helpers/age.ts";
@@ -11,7 +11,7 @@ import { exitOf, ToolOutput } from "../sources/process.ts";
 import type { Dump, DumpInfo, Source } from "../sources/source.ts";
 import { MemoryTarget } from "../storage/memory.ts";
 import { getBuffer, type PutOptions, putBuffer, type StoredObject } from "../storage/target.ts";
-import { createDecryptStream } from "./age.ts";
+import { createDecryptStream, encryptBuffer } from "./age.ts";
 import { runBackup, unusedSnapshotId } from "./backup.ts";
 import { createDecompressStream } from "./compress.ts";
 import { openArtifact, verifySnapshot } from "./restore.ts";
@@ -209,6 +209,39 @@ describe("runBackup", () => {
     };
     expect(await read(70_000)).toBe(result.rawBytes);
     await expect(read(70_001)).rejects.toThrow(/db\.raw\.zst\.age: decompressed to 70000 bytes, the manifest says 70001/);
+  });
+
+  it("names the object when Node's zstd finds the data damaged (LIFEBOAT_ZSTD=node)", async () => {
+    const a = new MemoryTarget("a");
+    await runBackup({ job: { ...job, targets: ["a"] }, config, source: fakeSource([randomBytes(70_000)]), targets: [a] });
+    const m = (await listSnapshots(a, "app")).complete[0] as Manifest;
+    const artifact = m.artifacts[0] as Manifest["artifacts"][number];
+    const k = `app/snapshots/${m.snapshotId}/${artifact.name}`;
+    // Damage inside the zstd frame, sealed again so that age and the manifest's sha256 both agree: only zstd can tell.
+    const zst = Buffer.concat(
+      await Readable.from([await getBuffer(a, k)])
+        .pipe(createDecryptStream([key.identity], k))
+        .toArray(),
+    );
+    zst.writeUInt8(zst.readUInt8(zst.length >> 1) ^ 0xff, zst.length >> 1);
+    const sealed = await encryptBuffer([key.recipient], zst);
+    await putBuffer(a, k, sealed);
+    const forged = { ...artifact, size: sealed.length, sha256: createHash("sha256").update(sealed).digest("hex") };
+    const saved = process.env.LIFEBOAT_ZSTD;
+    process.env.LIFEBOAT_ZSTD = "node";
+    try {
+      const read = async () => {
+        for await (const _ of await openArtifact(a, m, forged, [key.identity])) {
+        }
+      };
+      await expect(read()).rejects.toMatchObject({
+        code: code.integrity,
+        message: expect.stringMatching(/^target "a": app\/snapshots\/.*\/db\.raw\.zst\.age: zstd: /),
+      });
+    } finally {
+      if (saved === undefined) delete process.env.LIFEBOAT_ZSTD;
+      else process.env.LIFEBOAT_ZSTD = saved;
+    }
   });
 
   it("hands a dump tool's pipe to zstd: the raw bytes never pass through Node", async () => {

@@ -103,7 +103,12 @@ export async function openArtifact(
   const unz = createDecompressStream();
   const sized = rawSizeCheck(artifact, label(target, manifest, artifact.name));
   dec.on("error", (e) => unz.destroy(e));
-  unz.on("error", (e) => sized.destroy(e));
+  // Node's own zstd fails with a bare "Restored data doesn't match checksum": say which object, and that it is damage.
+  unz.on("error", (e) =>
+    sized.destroy(
+      e instanceof LifeboatError ? e : new IntegrityError(`${label(target, manifest, artifact.name)}: zstd: ${messageOf(e)}`, { cause: e }),
+    ),
+  );
   // A consumer that stops early destroys the last stage only; the decompressor (a zstd process) must stop with it.
   sized.on("close", () => {
     if (!unz.destroyed) unz.destroy();

@@ -33,6 +33,17 @@ describe("config mistakes through the CLI", () => {
     expect(r.stderr).not.toMatch(/Invalid input/);
   });
 
+  it("report with no jobs declared is not ok: exit 1, saying nothing is backed up", async () => {
+    const p = writeProject({ "backup.config.ts": configFile() });
+    const r = await runCli(["--config", p.config, "report"]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain("no jobs declared (add jobs/<name>.ts): nothing is backed up");
+    expect(r.stderr).toMatch(/^error: no jobs declared: nothing is backed up$/m);
+    const json = await runCli(["--config", p.config, "--json", "report"]);
+    expect(json.status).toBe(1);
+    expect(json.json).toMatchObject({ ok: false, rows: [] });
+  });
+
   it("--config naming a directory says so and names the file to pass (exit 2)", async () => {
     const p = writeProject({ "backup.config.ts": configFile() });
     const r = await runCli(["--config", p.dir, "snapshots", "orders-db"]);
