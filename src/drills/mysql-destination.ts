@@ -1,6 +1,7 @@
 import { ConfigError, code, wrap } from "../errors.ts";
-import { closeQuietly, connectMysql, createDatabaseLike, parseMysqlUrl, serverOf } from "../sources/mysql-connect.ts";
+import { closeQuietly, connectMysql, createDatabaseLike, parseMysqlUrl, quoteId, serverOf } from "../sources/mysql-connect.ts";
 import { restoreMysql } from "../sources/mysql-restore.ts";
+import { databaseCollations } from "../sources/mysql-tables.ts";
 import type { Destination, DestinationContext } from "./kind.ts";
 
 /**
@@ -77,9 +78,12 @@ export async function openMysqlDestination(to: string, ctx: DestinationContext):
     },
     async restore(input, _opts, signal) {
       const conn = await connectMysql(p, null);
+      let created: string[] = [];
       try {
         const collations = (details.collations ?? {}) as Record<string, unknown>;
         const sourceOf = Object.fromEntries(Object.entries(map).map(([from, to]) => [to, from]));
+        const existing = await databaseCollations(conn, targets);
+        created = targets.filter((t) => !(t in existing));
         // A database that exists keeps its own collation; one created here gets the source's.
         for (const t of targets) await createDatabaseLike(conn, t, collations[sourceOf[t] ?? ""], { ifNotExists: true });
       } catch (err) {
@@ -87,7 +91,22 @@ export async function openMysqlDestination(to: string, ctx: DestinationContext):
       } finally {
         closeQuietly(conn);
       }
-      await restoreMysql({ url: to, input: await input.stream(), databases: map, signal });
+      try {
+        await restoreMysql({ url: to, input: await input.stream(), databases: map, signal });
+      } catch (err) {
+        // Databases lifeboat made a moment ago hold only a half-restored copy, nobody's data: as for PostgreSQL, they go.
+        if (created.length) {
+          const c = await connectMysql(p, null).catch(() => undefined);
+          try {
+            for (const t of created) await c?.query(`DROP DATABASE IF EXISTS ${quoteId(t)}`);
+          } catch {
+            // Best effort: the restore's own error is what the user needs.
+          } finally {
+            if (c) closeQuietly(c);
+          }
+        }
+        throw err;
+      }
     },
   };
 }

@@ -1,8 +1,10 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ArtifactInput } from "../../src/drills/kind.ts";
+import { openMysqlDestination } from "../../src/drills/mysql-destination.ts";
 import { LifeboatError } from "../../src/errors.ts";
 import { clientError, restoreMysql } from "../../src/sources/mysql-restore.ts";
-import { createTestDatabase, type TestDatabase, withAdmin } from "../helpers/mysql.ts";
+import { createTestDatabase, databaseExists, drillContext, type TestDatabase, withAdmin } from "../helpers/mysql.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -38,5 +40,29 @@ describe("clientError", () => {
     expect(clientError(echoed)).toBe("ERROR 1153 (08S01) at line 37: Got a packet bigger than 'max_allowed_packet' bytes");
     expect(clientError("x".repeat(5000))).toBe(`…${"x".repeat(2000)}`);
     expect(clientError("mariadb: unknown option")).toBe("mariadb: unknown option");
+  });
+});
+
+describe("openMysqlDestination", () => {
+  it("drops a database it created when the restore into it fails, and keeps one that existed", async () => {
+    const name = `lifeboat_test_newdb_${Date.now()}`;
+    const to = db.url.replace(db.name, name);
+    const { ctx } = drillContext({ sourceUrl: db.url, details: { databases: ["src"], layout: "single" } });
+    const broken = (): ArtifactInput => ({
+      stream: async () => Readable.from(["CREATE TABLE t (x INT);\nINSERT INTO t VALUES (1);\nTHIS IS NOT SQL;\n"]),
+      file: async () => "",
+    });
+    const signal = new AbortController().signal;
+    try {
+      const dest = await openMysqlDestination(to, { config: ctx.config, job: ctx.job, manifest: ctx.manifest });
+      await expect(dest.restore(broken(), { overwrite: false }, signal)).rejects.toThrow(/ERROR 1064/);
+      expect(await databaseExists(name)).toBe(false);
+      // An existing (empty) database is the user's: it stays, holding what was restored before the error.
+      const existing = await openMysqlDestination(db.url, { config: ctx.config, job: ctx.job, manifest: ctx.manifest });
+      await expect(existing.restore(broken(), { overwrite: false }, signal)).rejects.toThrow(/ERROR 1064/);
+      expect(await databaseExists(db.name)).toBe(true);
+    } finally {
+      await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS \`${name}\``));
+    }
   });
 });
