@@ -104,6 +104,9 @@ async function tryIt(p: CredentialProbe, secrets: string[], fn: () => Promise<un
  * Afterwards the canaries are deleted with the pruner credential if it may; otherwise they stay under .lifeboat/.
  * `job` is a job shipping to the target, for the placement of the delete probe.
  */
+/** A probe must come back in seconds: 15 s without an answer fails it, not the 2 minutes a long upload may idle. */
+export const PROBE_OPTIONS = { idleTimeoutMs: 15_000 };
+
 export async function probeTarget(name: string, config: TargetConfig, job: string | undefined): Promise<TargetProbes> {
   const secrets = targetSecrets(config);
   const groups = new Map<string, Role[]>();
@@ -118,7 +121,7 @@ export async function probeTarget(name: string, config: TargetConfig, job: strin
   try {
     for (const roles of groups.values()) {
       const first = roles[0] as Role;
-      const target = openTargetAs(name, config, first);
+      const target = openTargetAs(name, config, first, PROBE_OPTIONS);
       opened.push(target);
       for (const r of roles) byRole.set(r, target);
       const p: CredentialProbe = {
@@ -155,7 +158,7 @@ export async function probeTarget(name: string, config: TargetConfig, job: strin
       }
       return { probes, leftCanaries: [...canaries], cleanup: canary ? "canary removed" : "no canary written" };
     }
-    return { probes, ...(await cleanUp(byRole, probes, canaries)) };
+    return { probes, ...(await cleanUp(byRole, probes, canaries, config)) };
   } finally {
     await Promise.allSettled(opened.map((t) => t.close?.()));
   }
@@ -166,20 +169,33 @@ async function cleanUp(
   byRole: Map<Role, Target>,
   probes: CredentialProbe[],
   canaries: string[],
+  config: TargetConfig,
 ): Promise<Pick<TargetProbes, "leftCanaries" | "cleanup">> {
   if (canaries.length === 0) return { leftCanaries: [], cleanup: "no canary written" };
   const pruner = byRole.get("pruner");
   const prunerProbe = probes.find((p) => p.roles.includes("pruner"));
   if (!pruner || prunerProbe?.delete !== "yes") {
     return {
-      leftCanaries: canaries,
-      cleanup: `left ${canaries.length} canary object(s) under .lifeboat/ (the pruner credential may not delete); remove them or let a lifecycle rule expire .lifeboat/`,
+      leftCanaries: canaries.map((c) => inBucket(config, c)),
+      cleanup: `left ${canaries.length} canary object(s) under ${canaryHome(config)} (the pruner credential may not delete); remove them or let a lifecycle rule expire ${canaryHome(config)}`,
     };
   }
   const left: string[] = [];
   for (const c of canaries) await pruner.remove(c).catch(() => left.push(c));
   return {
-    leftCanaries: left,
+    leftCanaries: left.map((c) => inBucket(config, c)),
     cleanup: left.length ? `could not remove ${left.join(", ")} with the pruner credential` : "canaries removed with the pruner credential",
   };
+}
+
+/** A key as a person finds it in the bucket (the target's prefix included); unchanged for a directory. */
+function inBucket(config: TargetConfig, key: string): string {
+  if (config.type !== "s3") return key;
+  const prefix = config.prefix.split("/").filter(Boolean).join("/");
+  return prefix ? `${prefix}/${key}` : key;
+}
+
+/** Where the canaries are, as a person finds them. */
+function canaryHome(config: TargetConfig): string {
+  return inBucket(config, LIFEBOAT_PREFIX);
 }

@@ -4,7 +4,7 @@ import { code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import { redact } from "../secret.ts";
 import { credentialFor, openTargetAs, ROLES, type Role, sharedCredentialWarning, targetSecrets } from "../storage/roles.ts";
 import { type BucketProtection, S3Target } from "../storage/s3.ts";
-import { isDenied, neverWrittenKey, probeTarget } from "./audit-probe.ts";
+import { isDenied, neverWrittenKey, PROBE_OPTIONS, probeTarget } from "./audit-probe.ts";
 import { checkSource, type SourceCheck, sourceSecrets } from "./audit-sources.ts";
 import {
   type Capability,
@@ -17,9 +17,7 @@ import {
   verdictOf,
 } from "./audit-verdict.ts";
 
-// A check must come back in seconds: a server that accepts connections and never answers fails each probe after
-// 15 s, not the 2 minutes a long upload may sit idle.
-const PROBE = { idleTimeoutMs: 15_000 };
+const PROBE = PROBE_OPTIONS;
 
 /** What one role's credential was seen to do on a target. */
 export interface RoleReport {
@@ -109,7 +107,8 @@ export async function auditTarget(loaded: LoadedConfig, name: string): Promise<T
   const audit: TargetAudit = {
     target: name,
     type: config.type,
-    where: config.type === "s3" ? `s3://${config.bucket}/${config.prefix}` : config.path,
+    // As the keys are written: "//prod//east/" stores under prod/east/.
+    where: config.type === "s3" ? `s3://${config.bucket}/${config.prefix.split("/").filter(Boolean).join("/")}` : config.path,
     verdict: "unknown",
     reasons: [],
     roles: [],
