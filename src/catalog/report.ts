@@ -211,7 +211,13 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
   const failedRuns = [...listing.incomplete, ...listing.broken.map((b) => b.snapshotId)].sort().reverse();
   const newerFailure = failedRuns.find((id) => !newest || id > newest.snapshotId);
   if (newerFailure) {
-    add("failing", `last backup failed: snapshot ${newerFailure} has no valid manifest`);
+    const unreadable = listing.broken.find((b) => b.snapshotId === newerFailure);
+    add(
+      "failing",
+      unreadable
+        ? `snapshot ${newerFailure}, newer than the newest complete one, has a manifest that cannot be read: ${unreadable.error}`
+        : `last backup failed: snapshot ${newerFailure} has no valid manifest`,
+    );
   }
 
   // A snapshot from the future (a backup host whose clock runs ahead) would look fresh for as long as the skew lasts.
@@ -268,7 +274,8 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
       const anyDrill = input.drills.some((d) => d.job === job.name);
       add("unproven", anyDrill ? `no drill restores from "${target}"` : `no drill declared for job "${job.name}"`);
     } else if (!newestPass) {
-      add("unproven", "no passing drill");
+      const undone = records.some((r) => r.verdict === "pass");
+      add("unproven", undone ? "no passing drill stands: a later drill failed each snapshot that had passed" : "no passing drill");
     } else {
       const maxAge = drills.map((d) => d.maxAge).join("/");
       add("unproven", `newest passing drill is ${formatAge(now - Date.parse(newestPass.finishedAt))} old (maxAge ${maxAge})`);

@@ -188,10 +188,22 @@ const cases: Case[] = [
   {
     name: "a snapshot whose later drill failed is proven no more",
     status: "unproven",
-    reason: /no passing drill/,
+    reason: /no passing drill stands: a later drill failed each snapshot that had passed/,
     reading: {
       listing: listing([1]),
       records: [record("db", "offsite", "db-drill", 0.2, "pass", 1), record("db", "offsite", "other-drill", 0.1, "fail", 1)],
+    },
+  },
+  {
+    name: "a newer snapshot whose manifest a newer lifeboat wrote says so, not that the backup failed",
+    status: "failing",
+    reason: /snapshot \S+, newer than the newest complete one, has a manifest that cannot be read: .*newer than this lifeboat reads/,
+    reading: {
+      listing: {
+        ...listing([5]),
+        broken: [{ snapshotId: idAgo(1), error: "manifest.json has format version 2, newer than this lifeboat reads (1)" }],
+      },
+      records: [record("db", "offsite", "db-drill", 2, "pass", 5)],
     },
   },
   {
