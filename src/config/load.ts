@@ -7,7 +7,7 @@ import { ConfigError, messageOf } from "../errors.ts";
 import { findBoundaryViolations } from "../safety/boundary.ts";
 import { checkVolumeDevices } from "../safety/device.ts";
 import { describeIssues } from "./issues.ts";
-import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema, type TargetConfig } from "./schema.ts";
+import { type Config, configSchema, type Drill, drillSchema, type Job, jobSchema, keyPrefix, type TargetConfig } from "./schema.ts";
 
 /** A job together with the file that declared it. */
 export type LoadedJob = Job & { file: string };
@@ -220,6 +220,5 @@ function storagePlace(t: TargetConfig): string {
   if (t.type === "filesystem") return `file://${resolve(t.path)}`;
   // AWS bucket names are global: the region does not make two places of one bucket.
   const endpoint = t.endpoint ? t.endpoint.replace(/\/+$/, "").toLowerCase() : "aws";
-  const prefix = t.prefix.split("/").filter(Boolean).join("/");
-  return `${endpoint}/${t.bucket}/${prefix}`;
+  return `${endpoint}/${t.bucket}/${keyPrefix(t.prefix)}`;
 }

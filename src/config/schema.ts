@@ -31,6 +31,15 @@ export const s3CredentialsSchema = z
   })
   .strict();
 
+/**
+ * What a target's configured prefix puts before every key: "prod/" for "/prod/", "" for no prefix. The one reading
+ * of `prefix`: the S3 target stores under it, and config checks and doctor name places by it.
+ */
+export function keyPrefix(prefix: string): string {
+  const inner = prefix.split("/").filter(Boolean).join("/");
+  return inner === "" ? "" : `${inner}/`;
+}
+
 /** An S3-compatible bucket. */
 export const s3TargetSchema = z
   .object({

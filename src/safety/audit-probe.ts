@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { TargetConfig } from "../config/schema.ts";
+import { keyPrefix, type TargetConfig } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
 import { redact } from "../secret.ts";
 import { LIFEBOAT_PREFIX } from "../storage/layout.ts";
@@ -190,9 +190,7 @@ async function cleanUp(
 
 /** A key as a person finds it in the bucket (the target's prefix included); unchanged for a directory. */
 function inBucket(config: TargetConfig, key: string): string {
-  if (config.type !== "s3") return key;
-  const prefix = config.prefix.split("/").filter(Boolean).join("/");
-  return prefix ? `${prefix}/${key}` : key;
+  return config.type === "s3" ? keyPrefix(config.prefix) + key : key;
 }
 
 /** Where the canaries are, as a person finds them. */

@@ -1,5 +1,5 @@
 import type { LoadedConfig } from "../config/load.ts";
-import type { TargetConfig } from "../config/schema.ts";
+import { keyPrefix, type TargetConfig } from "../config/schema.ts";
 import { code, LifeboatError, messageOf, RefusedError } from "../errors.ts";
 import { redact } from "../secret.ts";
 import { credentialFor, openTargetAs, ROLES, type Role, sharedCredentialWarning, targetSecrets } from "../storage/roles.ts";
@@ -108,7 +108,7 @@ export async function auditTarget(loaded: LoadedConfig, name: string): Promise<T
     target: name,
     type: config.type,
     // As the keys are written: "//prod//east/" stores under prod/east/.
-    where: config.type === "s3" ? `s3://${config.bucket}/${config.prefix.split("/").filter(Boolean).join("/")}` : config.path,
+    where: config.type === "s3" ? `s3://${config.bucket}/${keyPrefix(config.prefix).slice(0, -1)}` : config.path,
     verdict: "unknown",
     reasons: [],
     roles: [],

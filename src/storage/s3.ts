@@ -17,7 +17,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import type { S3TargetConfig, TargetConfig } from "../config/schema.ts";
+import { keyPrefix, type S3TargetConfig, type TargetConfig } from "../config/schema.ts";
 import { abortedError, code, LifeboatError, messageOf, NotFoundError } from "../errors.ts";
 import { redact, stripPassword } from "../secret.ts";
 import { checkKey } from "./filesystem.ts";
@@ -97,12 +97,6 @@ export function isAccessDenied(err: unknown): boolean {
     if (name in DENIED || s.$metadata?.httpStatusCode === 403) return true;
   }
   return false;
-}
-
-/** What a target's configured prefix puts before every key: "prod/" for "/prod/", "" for no prefix. */
-export function keyPrefix(prefix: string): string {
-  const inner = prefix.split("/").filter(Boolean).join("/");
-  return inner === "" ? "" : `${inner}/`;
 }
 
 /** The commands that carry object data, whose bodies SigV4 would hash. */

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import type { S3TargetConfig } from "../../src/config/schema.ts";
+import { keyPrefix } from "../../src/config/schema.ts";
 import { createBucket, EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from "../../src/storage/embedded-s3.ts";
-import { keyPrefix } from "../../src/storage/s3.ts";
 
 /** An embedded S3 server with one fresh bucket, for one test file. */
 export interface S3TestServer {
