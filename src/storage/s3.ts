@@ -487,7 +487,6 @@ export class S3Target implements Target {
     return abortedError(`target "${this.name}": put "${key}"`, signal);
   }
 
-  /** Turns any SDK or network error into a LifeboatError naming the target and the fix; the one place errors are mapped. */
   /**
    * The body of a GET, whose errors (a connection dropped or stalled mid-download) name the target and the object and
    * say what they are: a network failure, not damage to the snapshot. Unwrapped, the socket's bare "aborted" read
@@ -521,6 +520,10 @@ export class S3Target implements Target {
     return [this.#config.credentials?.secretAccessKey, this.#config.credentials?.sessionToken].filter((s) => s !== undefined);
   }
 
+  /**
+   * Turns any SDK or network error of a request into a LifeboatError naming the target and the fix; the one place
+   * request errors are mapped (a body that breaks off mid-download is #guardBody's).
+   */
   #fail(operation: string, err: unknown): LifeboatError {
     if (err instanceof LifeboatError) return err;
     const e = (err ?? {}) as SdkError;
@@ -528,7 +531,7 @@ export class S3Target implements Target {
     const { bucket, region, endpoint } = this.#config;
     const at = `target "${this.name}"`;
     // Messages may echo request details; never let a secret through.
-    const secrets = [this.#config.credentials?.secretAccessKey, this.#config.credentials?.sessionToken].filter((s) => s !== undefined);
+    const secrets = this.#secrets();
     const first = e.errors?.[0] as SdkError | undefined; // AggregateError from dual-stack connects has an empty message
     const detail = redact(e.message || first?.message || e.code || name || messageOf(err), secrets);
     if (name === "TimeoutError" || UNREACHABLE.has(e.code ?? "")) {
