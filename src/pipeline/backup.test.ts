@@ -209,6 +209,13 @@ describe("runBackup", () => {
     };
     expect(await read(70_000)).toBe(result.rawBytes);
     await expect(read(70_001)).rejects.toThrow(/db\.raw\.zst\.age: decompressed to 70000 bytes, the manifest says 70001/);
+    const checked = await verifySnapshot(a, { ...m, artifacts: [{ ...artifact, rawBytes: 70_001 }] }, [key.identity]);
+    expect(checked.ok).toBe(false);
+    expect(checked.objects[0]).toMatchObject({
+      ok: false,
+      bytes: 70_000,
+      error: expect.stringMatching(/decompressed to 70000 bytes, the manifest says 70001/),
+    });
   });
 
   it("names the object when Node's zstd finds the data damaged (LIFEBOAT_ZSTD=node)", async () => {
