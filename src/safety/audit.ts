@@ -17,8 +17,6 @@ import {
   verdictOf,
 } from "./audit-verdict.ts";
 
-const PROBE = PROBE_OPTIONS;
-
 /** What one role's credential was seen to do on a target. */
 export interface RoleReport {
   role: Role;
@@ -184,7 +182,7 @@ async function bucketProtection(name: string, config: TargetConfig): Promise<Buc
     const cred = credentialFor(config, role);
     if (seen.has(cred.identity)) continue;
     seen.add(cred.identity);
-    const target = openTargetAs(name, config, role, PROBE);
+    const target = openTargetAs(name, config, role, PROBE_OPTIONS);
     try {
       if (!(target instanceof S3Target)) break;
       const p = await target.protection();
@@ -258,7 +256,7 @@ export async function assertWriterCannotDelete(loaded: LoadedConfig, name: strin
   if (config?.type !== "s3" || !config.requireImmutable) return;
   const needed = lockNeededFor(loaded, name);
   const label = credentialFor(config, "writer").label;
-  const target = openTargetAs(name, config, "writer", PROBE);
+  const target = openTargetAs(name, config, "writer", PROBE_OPTIONS);
   try {
     const protection = target instanceof S3Target ? await target.protection() : undefined;
     const lock = effectiveLock(config, protection);
