@@ -252,8 +252,8 @@ function computeRow(job: ReportJob, target: string, reading: TargetReading, dril
         .map(([id]) => id)
         .sort()
         .at(-1) ?? "";
-    const unproven = [...verdicts].filter(([id, v]) => v === "fail" && id > newestGood && complete.some((m) => m.snapshotId === id));
-    for (const [id] of unproven) {
+    const failedSince = [...verdicts].filter(([id, v]) => v === "fail" && id > newestGood && complete.some((m) => m.snapshotId === id));
+    for (const [id] of failedSince) {
       const r = mine.find((x) => x.snapshotId === id) as DrillRecord;
       add(
         "failing",
