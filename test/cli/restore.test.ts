@@ -1,9 +1,7 @@
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countTables } from "../../src/sources/postgres.ts";
 import { makeKey } from "../helpers/age.ts";
-import { runCli } from "../helpers/cli.ts";
+import { atTerminal as atTerminalOf, runCli } from "../helpers/cli.ts";
 import { adminUrl, createTestDatabase, type TestDatabase, withAdmin } from "../helpers/pg.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
@@ -13,8 +11,6 @@ let source: TestDatabase;
 let s3: S3TestServer;
 let key: Awaited<ReturnType<typeof makeKey>>;
 let project: { config: string };
-const bin = fileURLToPath(new URL("../../bin/lifeboat.js", import.meta.url));
-const ptyHelper = fileURLToPath(new URL("../helpers/terminal.py", import.meta.url));
 const env = () => ({ LIFEBOAT_IDENTITY_FILE: key.identityFile });
 const cli = (...args: string[]) => runCli(["--config", project.config, ...args], env());
 
@@ -30,21 +26,8 @@ async function counts(db: TestDatabase | string): Promise<Record<string, number>
   }
 }
 
-/** Runs the CLI under a pseudo-terminal (as a person would), answering the confirmation prompt. */
-function atTerminal(answer: string, args: string[]): Promise<{ status: number | null; out: string }> {
-  const { CI: _ci, ...rest } = process.env;
-  const child = spawn("python3", [ptyHelper, "to continue", answer, "--", process.execPath, bin, "--config", project.config, ...args], {
-    env: { ...rest, ...env() },
-  });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  return new Promise((resolve) => child.on("close", (status) => resolve({ status, out })));
-}
+/** Runs the CLI under a pseudo-terminal, typing `answer` at the confirmation prompt as a person would. */
+const atTerminal = (answer: string, args: string[]) => atTerminalOf(answer, ["--config", project.config, ...args], env());
 
 beforeAll(async () => {
   [source, s3, key] = await Promise.all([createTestDatabase(), startS3Server(), makeKey()]);

@@ -1,13 +1,11 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeKey } from "../helpers/age.ts";
-import { interruptWhenSeen, runCli } from "../helpers/cli.ts";
+import { atTerminal as atTerminalOf, interruptWhenSeen, runCli } from "../helpers/cli.ts";
 import { writeProject } from "../helpers/project.ts";
 import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
 
@@ -18,24 +16,10 @@ let work: string;
 let volume: string;
 let project: { config: string };
 const cli = (...args: string[]) => runCli(["--config", project.config, ...args], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
-const bin = fileURLToPath(new URL("../../bin/lifeboat.js", import.meta.url));
-const ptyHelper = fileURLToPath(new URL("../helpers/terminal.py", import.meta.url));
 
 /** Runs the CLI under a pseudo-terminal, typing `answer` at the confirmation prompt as a person would. */
-function atTerminal(answer: string, args: string[]): Promise<{ status: number | null; out: string }> {
-  const { CI: _ci, ...rest } = process.env;
-  const child = spawn("python3", [ptyHelper, "to continue", answer, "--", process.execPath, bin, "--config", project.config, ...args], {
-    env: { ...rest, LIFEBOAT_IDENTITY_FILE: key.identityFile },
-  });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  return new Promise((resolve) => child.on("close", (status) => resolve({ status, out })));
-}
+const atTerminal = (answer: string, args: string[]) =>
+  atTerminalOf(answer, ["--config", project.config, ...args], { LIFEBOAT_IDENTITY_FILE: key.identityFile });
 
 beforeAll(async () => {
   [s3, key] = await Promise.all([startS3Server(), makeKey()]);

@@ -66,3 +66,22 @@ export async function interruptWhenSeen(
   child.kill("SIGTERM");
   return { seen, result: await result };
 }
+
+const ptyHelper = fileURLToPath(new URL("./terminal.py", import.meta.url));
+
+/**
+ * Runs the CLI under a pseudo-terminal, as a person would, typing `answer` at the confirmation prompt. CI is unset
+ * for it: lifeboat never asks when CI is set.
+ */
+export function atTerminal(answer: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; out: string }> {
+  const { CI: _ci, ...rest } = process.env;
+  const child = spawn("python3", [ptyHelper, "to continue", answer, "--", process.execPath, bin, ...args], { env: { ...rest, ...env } });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  return new Promise((resolve) => child.on("close", (status) => resolve({ status, out })));
+}
