@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync } from "node:fs";
-import { createConnection, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -10,36 +9,19 @@ import { listAll } from "../../src/storage/target.ts";
 import { makeKey } from "../helpers/age.ts";
 import { runCli } from "../helpers/cli.ts";
 import { writeProject } from "../helpers/project.ts";
-import { type S3TestServer, startS3Server } from "../helpers/s3.ts";
+import { type S3TestServer, startCuttingProxy, startS3Server } from "../helpers/s3.ts";
 
 // A drill whose download breaks off (a proxy that cuts every connection after 600 kB of answers): the target could
 // not be read, which says nothing about the snapshot, so the drill stops without a record.
 let s3: S3TestServer;
-let proxy: Server;
+let proxy: Awaited<ReturnType<typeof startCuttingProxy>>;
 let key: Awaited<ReturnType<typeof makeKey>>;
 let direct: { config: string };
 let cut: { config: string };
 
 beforeAll(async () => {
   [s3, key] = await Promise.all([startS3Server(), makeKey()]);
-  const upstream = new URL(s3.endpoint);
-  proxy = createServer((client) => {
-    const server = createConnection({ host: upstream.hostname, port: Number(upstream.port) });
-    let passed = 0;
-    client.pipe(server);
-    server.on("data", (chunk: Buffer) => {
-      passed += chunk.length;
-      if (passed > 600_000) {
-        client.destroy();
-        server.destroy();
-      } else client.write(chunk);
-    });
-    client.on("error", () => server.destroy());
-    server.on("error", () => client.destroy());
-  });
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  const address = proxy.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  proxy = await startCuttingProxy(s3.endpoint, 600_000);
   const work = mkdtempSync(join(tmpdir(), "lifeboat-drill-storage-"));
   mkdirSync(join(work, "app"));
   const db = new DatabaseSync(join(work, "app", "app.db"));
@@ -60,11 +42,11 @@ export default defineDrill({ name: "app", job: "app" });
 `,
     });
   direct = project(s3.endpoint);
-  cut = project(`http://127.0.0.1:${port}`);
+  cut = project(proxy.endpoint);
 });
 
 afterAll(async () => {
-  await new Promise((r) => proxy?.close(r));
+  await proxy?.close();
   await s3?.stop();
 });
 

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
+import { type AddressInfo, createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
@@ -87,4 +88,29 @@ export async function multipartLeftovers(config: S3TargetConfig): Promise<string
   } finally {
     client.destroy();
   }
+}
+
+/**
+ * A TCP proxy in front of an S3 endpoint that cuts each connection once it has passed `cutAfter` bytes of the server's
+ * answers: a network that drops mid-download. Returns the proxy's endpoint and how to close it.
+ */
+export async function startCuttingProxy(endpoint: string, cutAfter: number): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const upstream = new URL(endpoint);
+  const proxy = createServer((client) => {
+    const server = createConnection({ host: upstream.hostname, port: Number(upstream.port) });
+    let passed = 0;
+    client.pipe(server);
+    server.on("data", (chunk: Buffer) => {
+      passed += chunk.length;
+      if (passed > cutAfter) {
+        client.destroy();
+        server.destroy();
+      } else client.write(chunk);
+    });
+    client.on("error", () => server.destroy());
+    server.on("error", () => client.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  const { port } = proxy.address() as AddressInfo;
+  return { endpoint: `http://127.0.0.1:${port}`, close: () => new Promise((r) => proxy.close(() => r())) };
 }
