@@ -110,6 +110,24 @@ describeSourceContract("volume", () => {
   return source(root);
 });
 
+/**
+ * Backs up a 16 MiB big.bin and a next.txt, changing big.bin with `change` once the backup has started reading it,
+ * and restores the stream into a new directory.
+ */
+async function backUpWhileChanging(change: (big: string) => void) {
+  const root = temp();
+  writeFileSync(join(root, "big.bin"), Buffer.alloc(16 * 1024 * 1024, 3));
+  writeFileSync(join(root, "next.txt"), "after");
+  const dump = await source(root).dump(new AbortController().signal);
+  const it = dump.stream[Symbol.asyncIterator]();
+  const first = await it.next();
+  await new Promise((r) => setTimeout(r, 300));
+  change(join(root, "big.bin"));
+  const out = temp();
+  await restoreVolume({ input: Readable.from(prepend(first.value as Buffer, rest(it))), dir: out });
+  return { dump, out, info: await dump.done };
+}
+
 describe("VolumeSource", () => {
   it("round-trips a tree through the tar stream and extractTar: files, dirs, links as links, modes, mtimes", async () => {
     const root = makeTree();
@@ -188,17 +206,7 @@ describe("VolumeSource", () => {
   });
 
   it("warns about a file that shrank mid-read, keeps the archive readable and records what was stored", async () => {
-    const root = temp();
-    writeFileSync(join(root, "big.bin"), Buffer.alloc(16 * 1024 * 1024, 3));
-    writeFileSync(join(root, "next.txt"), "after");
-    const dump = await source(root).dump(new AbortController().signal);
-    const it = dump.stream[Symbol.asyncIterator]();
-    const first = await it.next();
-    await new Promise((r) => setTimeout(r, 300));
-    truncateSync(join(root, "big.bin"), 1024);
-    const out = temp();
-    await restoreVolume({ input: Readable.from(prepend(first.value as Buffer, rest(it))), dir: out });
-    const info = await dump.done;
+    const { dump, out, info } = await backUpWhileChanging((big) => truncateSync(big, 1024));
     expect(info.warnings).toEqual([expect.stringMatching(/"big\.bin" shrank from 16777216 to \d+ bytes while being read/)]);
     const inv = (await dump.inventory) as VolumeInventory;
     const big = inv.files.find((f) => f.path === "big.bin");
@@ -209,17 +217,7 @@ describe("VolumeSource", () => {
   });
 
   it("says a file that only grew mid-read was cut at its size when the backup reached it, not zero-filled", async () => {
-    const root = temp();
-    writeFileSync(join(root, "big.bin"), Buffer.alloc(16 * 1024 * 1024, 3));
-    writeFileSync(join(root, "next.txt"), "after");
-    const dump = await source(root).dump(new AbortController().signal);
-    const it = dump.stream[Symbol.asyncIterator]();
-    const first = await it.next();
-    await new Promise((r) => setTimeout(r, 300));
-    appendFileSync(join(root, "big.bin"), Buffer.alloc(4096, 5));
-    const out = temp();
-    await restoreVolume({ input: Readable.from(prepend(first.value as Buffer, rest(it))), dir: out });
-    const info = await dump.done;
+    const { dump, out, info } = await backUpWhileChanging((big) => appendFileSync(big, Buffer.alloc(4096, 5)));
     expect(info.warnings).toEqual([
       '"big.bin" grew from 16777216 to 16781312 bytes while being read: its copy in this backup holds its first 16777216 bytes (its size when the backup reached it)',
     ]);
