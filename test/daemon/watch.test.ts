@@ -11,6 +11,16 @@ import { ManualClock, memoryLogger } from "./fakes.ts";
 
 const H = 3_600_000;
 
+/** A fetch that answers every webhook with 200 and keeps what was sent. */
+function webhookInbox(): { sent: Notification[]; fetchFake: typeof fetch } {
+  const sent: Notification[] = [];
+  const fetchFake = (async (_url: string, init: RequestInit) => {
+    sent.push(JSON.parse(String(init.body)) as Notification);
+    return new Response("ok");
+  }) as typeof fetch;
+  return { sent, fetchFake };
+}
+
 describe("StatusWatch", () => {
   it("notifies when a job turns stale, once, and when it is ok again; updates the gauges from the targets", async () => {
     const target = new MemoryTarget("offsite");
@@ -24,11 +34,7 @@ describe("StatusWatch", () => {
       drills: new Map([["db-drill", { name: "db-drill", job: "db", maxAge: "8d", file: "/p/restore-drills/db.ts" }]]),
     } as unknown as LoadedConfig;
     const clock = new ManualClock(NOW.getTime());
-    const sent: Notification[] = [];
-    const fetchFake = (async (_url: string, init: RequestInit) => {
-      sent.push(JSON.parse(String(init.body)) as Notification);
-      return new Response("ok");
-    }) as typeof fetch;
+    const { sent, fetchFake } = webhookInbox();
     const { log } = memoryLogger();
     const metrics = new DaemonMetrics();
     const watch = new StatusWatch({
@@ -70,11 +76,7 @@ describe("StatusWatch", () => {
       drills: new Map(),
     } as unknown as LoadedConfig;
     const clock = new ManualClock(NOW.getTime());
-    const sent: Notification[] = [];
-    const fetchFake = (async (_url: string, init: RequestInit) => {
-      sent.push(JSON.parse(String(init.body)) as Notification);
-      return new Response("ok");
-    }) as typeof fetch;
+    const { sent, fetchFake } = webhookInbox();
     const { log } = memoryLogger();
     let readable = false;
     const target = new MemoryTarget("shm");
