@@ -1,11 +1,11 @@
 import { createWriteStream } from "node:fs";
-import { open, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Drill } from "../config/schema.ts";
 import { abortedError, code, IntegrityError, LifeboatError, wrap } from "../errors.ts";
 import type { Inventory } from "../sources/source.ts";
-import { isWithin } from "../sources/sqlite.ts";
+import { isWithin, sqliteHeaderOf } from "../sources/sqlite.ts";
 import { runSqlite, type SqliteOutcome, type SqliteTask } from "../sources/sqlite-worker.ts";
 import { compareCounts, evaluateQuery } from "./checks.ts";
 import { fileDestination } from "./file-destination.ts";
@@ -37,26 +37,19 @@ function queryValue(outcome: SqliteOutcome | undefined): { value: number } | { e
   return { value: v };
 }
 
-const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
-
 /**
  * Refuses a restored file that is not a SQLite database (an artifact that is not what its manifest says) before it
  * replaces anything. An empty file is a valid, empty database.
  */
 async function checkSqliteHeader(file: string, to: string): Promise<void> {
-  const fh = await open(file, "r");
-  try {
-    const { bytesRead, buffer } = await fh.read(Buffer.alloc(16), 0, 16, 0);
-    if (bytesRead === 0 || buffer.equals(SQLITE_HEADER)) return;
-    throw new IntegrityError(
-      `restore into ${to}: the snapshot's artifact is not a SQLite database (it starts ${JSON.stringify(buffer.subarray(0, bytesRead).toString("latin1"))}); nothing was replaced`,
-      {
-        hint: "the snapshot does not hold what its manifest says: restore another snapshot (--snapshot) or from another target (--from)",
-      },
-    );
-  } finally {
-    await fh.close();
-  }
+  const { isSqlite, head } = await sqliteHeaderOf(file);
+  if (head.length === 0 || isSqlite) return;
+  throw new IntegrityError(
+    `restore into ${to}: the snapshot's artifact is not a SQLite database (it starts ${JSON.stringify(head.toString("latin1"))}); nothing was replaced`,
+    {
+      hint: "the snapshot does not hold what its manifest says: restore another snapshot (--snapshot) or from another target (--from)",
+    },
+  );
 }
 
 /** The integrity check's result from `PRAGMA integrity_check` rows, or from the error that stopped it. */

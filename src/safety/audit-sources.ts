@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { access, open, stat } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import type { LoadedJob } from "../config/load.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
@@ -7,6 +7,7 @@ import { redact, stripPassword } from "../secret.ts";
 import { closeQuietly, connectMysql, parseMysqlUrl, serverOf } from "../sources/mysql-connect.ts";
 import { databaseCollations } from "../sources/mysql-tables.ts";
 import { connectPostgres, parsePostgresUrl } from "../sources/postgres.ts";
+import { sqliteHeaderOf } from "../sources/sqlite.ts";
 
 /** What doctor found out about one job's source. */
 export interface SourceCheck {
@@ -84,7 +85,7 @@ async function probe(source: SourceConfig): Promise<string | undefined> {
       const s = await stat(source.path);
       if (!s.isFile()) throw new Error(`${source.path} is not a file`);
       await access(source.path, constants.R_OK);
-      if (s.size > 0 && !(await hasSqliteHeader(source.path))) {
+      if (s.size > 0 && !(await sqliteHeaderOf(source.path)).isSqlite) {
         throw new Error(`${source.path} is not a SQLite database (its first bytes are not "SQLite format 3")`);
       }
       return `${source.path} exists, is readable and is a SQLite database`;
@@ -101,16 +102,3 @@ async function probe(source: SourceConfig): Promise<string | undefined> {
     }
   }
 }
-
-async function hasSqliteHeader(path: string): Promise<boolean> {
-  const fh = await open(path, "r");
-  try {
-    const head = Buffer.alloc(16);
-    await fh.read(head, 0, 16, 0);
-    return head.equals(SQLITE_HEADER);
-  } finally {
-    await fh.close();
-  }
-}
-
-const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");

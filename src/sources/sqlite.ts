@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdtemp, realpath, rm, stat } from "node:fs/promises";
+import { mkdtemp, open, realpath, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
@@ -34,6 +34,20 @@ interface CopyFacts {
   sqliteVersion: string;
   journalMode: string;
   copyMs: number;
+}
+
+const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
+
+/** A file's first 16 bytes (fewer for a shorter file), and whether they are SQLite's header. */
+export async function sqliteHeaderOf(path: string): Promise<{ isSqlite: boolean; head: Buffer }> {
+  const fh = await open(path, "r");
+  try {
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(16), 0, 16, 0);
+    const head = buffer.subarray(0, bytesRead);
+    return { isSqlite: head.equals(SQLITE_HEADER), head };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** A path that exists resolved through symlinks; otherwise just made absolute. */
