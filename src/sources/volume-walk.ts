@@ -386,8 +386,8 @@ function list(abs: string): Listing {
   const out: Listing = { names: [], isDir: [], isFile: [], bad: [], badIsDir: [] };
   for (const e of entries) {
     const name = e.name.toString("utf8");
-    // A name that is not UTF-8 cannot go into a pax header or the inventory without changing it.
-    if (!Buffer.from(name, "utf8").equals(e.name)) {
+    // A name that is not UTF-8 cannot go into a pax header or the inventory without changing it (as a link target).
+    if (!isUtf8(e.name)) {
       out.bad.push(name);
       out.badIsDir.push(e.isDirectory());
     } else {
