@@ -21,11 +21,25 @@ enableCompileCache?.();
 const { register } = await import("tsx/esm/api");
 register();
 const index = new URL("../src/index.ts", import.meta.url).href;
-// `import { defineJob } from "lifeboat"` must work in a config that lives anywhere, not only inside this package.
+const { readFileSync } = await import("node:fs");
+const { fileURLToPath } = await import("node:url");
+// Hooks registered last run first, so these see every import before tsx does.
 registerHooks({
+  // `import { defineJob } from "lifeboat"` must work in a config that lives anywhere, not only inside this package.
   resolve(specifier, context, next) {
     if (specifier === "lifeboat") return { url: index, shortCircuit: true, format: "module" };
     return next(specifier, context);
+  },
+  // tsx scans every JavaScript module it loads for module syntax; for the few hundred files of the SDKs, zod and the
+  // age libraries that was about a third of each CLI call's start-up (docs/BENCHMARK.md). A dependency whose format
+  // Node already settled from its extension or package.json "type" needs none of that and loads as Node would load
+  // it; files of undecided format (a .js with no "type", where syntax detection applies) still go through tsx.
+  load(url, context, next) {
+    if (url.startsWith("file:") && url.includes("/node_modules/") && /\.[cm]?js$/.test(url)) {
+      const { format } = context;
+      if (format === "module" || format === "commonjs") return { format, source: readFileSync(fileURLToPath(url)), shortCircuit: true };
+    }
+    return next(url, context);
   },
 });
 const { main } = await import("../src/cli/main.ts");
