@@ -100,6 +100,29 @@ describe("runBackup", () => {
     for (const t of [a, b]) expect((await listSnapshots(t, "app")).complete).toEqual([]);
   });
 
+  it("a dump that fails at once, while the targets are still being listed, is reported, not an uncaught error", async () => {
+    /** A target whose listing (the snapshot id check) answers late: the dump has started and failed by then. */
+    class SlowList extends MemoryTarget {
+      override async *list(prefix: string) {
+        await new Promise((r) => setTimeout(r, 100));
+        yield* super.list(prefix);
+      }
+    }
+    const failure = new Error("mysqldump: Got error: 1045: Access denied");
+    const failing: Source = {
+      kind: "fake",
+      async dump(): Promise<Dump> {
+        const stream = new PassThrough();
+        // Nothing here observes these: runBackup must, from the moment dump() resolves.
+        setImmediate(() => stream.destroy(failure));
+        return { artifact: "db.raw", format: "raw", stream, inventory: Promise.reject(failure), done: Promise.reject(failure) };
+      },
+    };
+    const a = new SlowList("a");
+    await expect(runBackup({ job: { ...job, targets: ["a"] }, config, source: failing, targets: [a] })).rejects.toThrow(/Access denied/);
+    expect((await listSnapshots(a, "app")).complete).toEqual([]);
+  });
+
   it("keeps going when one target fails and reports it", async () => {
     const a = new MemoryTarget("a");
     const broken = new MemoryTarget("b");

@@ -5,7 +5,7 @@ import { makeSnapshotId } from "../catalog/snapshot-id.ts";
 import type { Config, Job } from "../config/schema.ts";
 import { code, LifeboatError, messageOf, wrap } from "../errors.ts";
 import { redact } from "../secret.ts";
-import type { Source } from "../sources/source.ts";
+import type { Dump, Source } from "../sources/source.ts";
 import { INVENTORY, MANIFEST, snapshotKey, snapshotPrefix } from "../storage/layout.ts";
 import { snapshotRetention } from "../storage/s3.ts";
 import { putBuffer, type Target } from "../storage/target.ts";
@@ -68,7 +68,6 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? (() => new Date());
   const started = now();
   const { job, config, targets } = opts;
-  const snapshotId = await unusedSnapshotId(targets, job.name, started);
   const ac = new AbortController();
   const onAbort = () => ac.abort(opts.signal?.reason);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -76,23 +75,23 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   /** The error behind a target's failure, where there is one: it carries the hint. */
   const causes = new Map<number, unknown>();
   try {
-    const encrypt = await createEncryptStream(config.encryption.recipients);
-    const dump = await opts.source.dump(ac.signal).catch((err) => {
+    // The dump starts while the snapshot id is chosen and the age header is made: the source's start (a connection,
+    // a snapshot export, the dump tool's own start-up) and a LIST on every target would otherwise queue up in front
+    // of the dump, where nothing overlaps them.
+    const starting = opts.source.dump(ac.signal).then(observe, (err) => {
       throw wrap(`job "${job.name}": start dump`, err, code.source);
     });
-    // A dump can fail before the pipeline below listens; the pipeline still sees the stored error. Not for a dump that
-    // can hand its pipe to zstd: its stream is made on first read, and reading it here would push every raw byte
-    // through Node (docs/BENCHMARK.md).
-    if (!dump.handOff) dump.stream.on("error", () => {});
-    // Observed early so an inventory failure is not an unhandled rejection while the data streams.
-    const inventory = dump.inventory.then(
-      (v) => ({ ok: true as const, v }),
-      (e: unknown) => ({ ok: false as const, e }),
-    );
-    const done = dump.done.then(
-      (v) => ({ ok: true as const, v }),
-      (e: unknown) => ({ ok: false as const, e }),
-    );
+    starting.catch(() => {});
+    const [snapshotId, encrypt] = await Promise.all([
+      unusedSnapshotId(targets, job.name, started),
+      createEncryptStream(config.encryption.recipients),
+    ]).catch(async (err: unknown) => {
+      ac.abort(err);
+      // The dump tool and its session end before this backup reports.
+      await starting.then((s) => s.done).catch(() => {});
+      throw err;
+    });
+    const { dump, inventory, done } = await starting;
     const dataName = `${dump.artifact}.zst.age`;
     const zstd = compressDump(dump, config.compression.level);
     const compressed = new Meter();
@@ -218,6 +217,24 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+type Settled<T> = { ok: true; v: T } | { ok: false; e: unknown };
+const settled = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (v) => ({ ok: true as const, v }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+
+/**
+ * Watches a dump from the moment it starts, while the rest of the backup gets ready: a failure of its stream, its
+ * inventory or its end must be neither an uncaught error nor an unhandled rejection before the pipeline listens.
+ */
+function observe(dump: Dump) {
+  // Not the stream of a dump that can hand its pipe to zstd: that stream is made on first read, and reading it here
+  // would push every raw byte through Node (docs/BENCHMARK.md). The pipeline still sees a stored error.
+  if (!dump.handOff) dump.stream.on("error", () => {});
+  return { dump, inventory: settled(dump.inventory), done: settled(dump.done) };
 }
 
 function allFailed(failures: Map<number, string>, targets: Target[], causes: Map<number, unknown>): LifeboatError {

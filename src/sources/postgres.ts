@@ -143,7 +143,6 @@ export class PostgresSource implements Source {
       );
       const row = r.rows[0];
       session = { snapshot: row.snapshot, serverVersion: row.version, pid: row.pid, encoding: row.encoding };
-      await version;
       if (signal.aborted) throw aborted();
     } catch (err) {
       await client.end().catch(() => {});
@@ -176,9 +175,18 @@ export class PostgresSource implements Source {
       })
       .catch(() => {});
 
-    const failure = exited.then((exit): LifeboatError | undefined => {
+    const failure = exited.then(async (exit): Promise<LifeboatError | undefined> => {
       let err: LifeboatError | undefined;
+      // pg_dump --version runs beside the dump rather than before it (Debian's pg_dump is a Perl wrapper: tens of ms
+      // of start-up nothing overlaps); when pg_dump could not start, its error carries the install hint.
+      const notRunnable = exit.error
+        ? await version.then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+        : undefined;
       if (signal.aborted) err = aborted();
+      else if (notRunnable) err = wrap(`postgres ${where}: start dump`, notRunnable, code.source);
       else if (output.consumerGone)
         err = new LifeboatError(code.source, `postgres ${where}: the dump stream was closed before pg_dump finished`);
       else if (exit.error || exit.status !== 0) {

@@ -205,6 +205,21 @@ describe("PostgresSource", () => {
     await dump.inventory;
   });
 
+  it("says pg_dump is not installed, with the package to install, when it cannot be found", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = join(tmp, "no-tools-here");
+    try {
+      const dump = await source().dump(new AbortController().signal);
+      const [streamed, done] = await Promise.all([drain(dump.stream), dump.done.catch((e) => e)]);
+      expect(streamed.error).toBe(done);
+      expect(done).toMatchObject({ code: "SOURCE" });
+      expect(done.message).toMatch(/start dump: cannot run pg_dump: .*ENOENT/);
+      expect(done.hint).toMatch(/postgresql-client/);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
   it("fails the stream when pg_dump dies mid-way, after bytes were streamed", async () => {
     const dump = await source().dump(new AbortController().signal);
     await new Promise<void>((resolve) => dump.stream.once("data", () => resolve()));
