@@ -5,7 +5,7 @@ import type { PostgresSourceConfig } from "../config/schema.ts";
 import { abortedError, ConfigError, code, LifeboatError, wrap } from "../errors.ts";
 import { redact, Secret } from "../secret.ts";
 import { childEnv, connectPostgres, display, type PgParams, parsePostgresUrl } from "./postgres-connect.ts";
-import { exitOf, exitWhy, feedTool, stderrTail, ToolOutput, terminate } from "./process.ts";
+import { blockBufferPrefix, exitOf, exitWhy, feedTool, stderrTail, ToolOutput, terminate } from "./process.ts";
 import type { Dump, DumpInfo, Inventory, Source } from "./source.ts";
 import { selectsOption } from "./tool-options.ts";
 
@@ -134,6 +134,7 @@ export class PostgresSource implements Source {
 
     const version = pgDumpVersion();
     version.catch(() => {});
+    const prefix = blockBufferPrefix();
     const client = await connectPostgres(url);
     let session: { snapshot: string; serverVersion: string; pid: number; encoding: string };
     try {
@@ -150,7 +151,8 @@ export class PostgresSource implements Source {
     }
 
     const args = ["-Fc", "-Z0", `--snapshot=${session.snapshot}`, "--no-password", ...this.#args];
-    const child = spawn("pg_dump", args, { env: childEnv(p), stdio: ["ignore", "pipe", "pipe"] });
+    const [command = "pg_dump", ...rest] = [...(await prefix), "pg_dump", ...args];
+    const child = spawn(command, rest, { env: childEnv(p), stdio: ["ignore", "pipe", "pipe"] });
     const stderr = stderrTail(child.stderr as Readable);
     const exited = exitOf(child);
     // The stream ends only after the exit code is known, so a failed pg_dump never looks like a short, clean dump.
@@ -178,8 +180,10 @@ export class PostgresSource implements Source {
     const failure = exited.then(async (exit): Promise<LifeboatError | undefined> => {
       let err: LifeboatError | undefined;
       // pg_dump --version runs beside the dump rather than before it (Debian's pg_dump is a Perl wrapper: tens of ms
-      // of start-up nothing overlaps); when pg_dump could not start, its error carries the install hint.
-      const notRunnable = exit.error
+      // of start-up nothing overlaps); when pg_dump could not start, its error carries the install hint. Through
+      // stdbuf, a missing pg_dump is stdbuf's exit code 127 rather than a spawn error.
+      const failed = exit.error !== undefined || exit.status !== 0;
+      const notRunnable = failed
         ? await version.then(
             () => undefined,
             (e: unknown) => e,

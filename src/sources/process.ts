@@ -1,5 +1,5 @@
 // Child-process plumbing shared by the sources that drive database tools (pg_dump, pg_restore, mariadb-dump, …).
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { PassThrough, pipeline, type Readable, type Writable } from "node:stream";
 
 const STDERR_LIMIT = 64 * 1024;
@@ -12,6 +12,19 @@ export function stderrTail(stream: Readable): () => string {
     if (buf.length > STDERR_LIMIT) buf = buf.subarray(buf.length - STDERR_LIMIT);
   });
   return () => buf.toString("utf8").trim();
+}
+
+let stdbufWorks: Promise<boolean> | undefined;
+
+/**
+ * What to put before a dump tool's command line so that it writes its standard output in 1 MiB blocks. Into a pipe,
+ * C's stdio writes 4 KiB at a time: pg_dump made about 225,000 writes per GB, each one a wake-up of zstd on the other
+ * end; through coreutils' stdbuf it makes about 900, and the pair takes about a tenth less CPU (docs/BENCHMARK.md).
+ * The bytes are the same. Where stdbuf is missing or cannot preload its library (not Linux, say), the tool runs as is.
+ */
+export function blockBufferPrefix(): Promise<string[]> {
+  stdbufWorks ??= new Promise((resolve) => execFile("stdbuf", ["-o", "1M", "true"], { timeout: 10_000 }, (err) => resolve(!err)));
+  return stdbufWorks.then((works) => (works ? ["stdbuf", "-o", "1M"] : []));
 }
 
 /** How a child ended. */

@@ -1,7 +1,7 @@
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createWriteStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, LifeboatError } from "../../src/errors.ts";
@@ -207,7 +207,17 @@ describe("PostgresSource", () => {
 
   it("says pg_dump is not installed, with the package to install, when it cannot be found", async () => {
     const path = process.env.PATH;
-    process.env.PATH = join(tmp, "no-tools-here");
+    // stdbuf, through which pg_dump runs where it works, is there; pg_dump is not.
+    const bin = join(tmp, "no-pg-tools");
+    await mkdir(bin, { recursive: true });
+    for (const tool of ["stdbuf", "true"]) {
+      const at = (path ?? "")
+        .split(delimiter)
+        .map((dir) => join(dir, tool))
+        .find((file) => existsSync(file));
+      if (at) await symlink(at, join(bin, tool)).catch(() => {});
+    }
+    process.env.PATH = bin;
     try {
       const dump = await source().dump(new AbortController().signal);
       const [streamed, done] = await Promise.all([drain(dump.stream), dump.done.catch((e) => e)]);
