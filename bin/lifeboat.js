@@ -1,8 +1,10 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --no-concurrent-marking
-// The small young generation keeps a long streaming backup's memory flat (about 160 MB instead of 230+ for 1 GB);
-// streams allocate short-lived buffers that die young either way, so scavenges stay cheap. Without concurrent
-// marking, a backup no longer falls into runs of about 100 full collections that free nothing, which doubled the
-// process's CPU in some runs (docs/BENCHMARK.md); the pauses of marking on the main thread do not matter to a CLI.
+#!/usr/bin/env -S node --max-semi-space-size=1 --no-concurrent-marking
+// The small young generation keeps a long streaming backup's memory flat (about 180 MB instead of 230+ for 1 GB):
+// streams allocate short-lived buffers, and a chunk that waits through two scavenges (held up by a slow upload, say)
+// is promoted, so its buffer outlives it until a full collection. With 2 MB instead of 1, about one backup in four
+// fell into 7–38 full collections and peaked at 210–240 MB; with 1 MB, none of 11 did. Without concurrent marking,
+// a backup no longer falls into runs of about 100 full collections that free nothing, which doubled the process's
+// CPU in some runs (docs/BENCHMARK.md); the pauses of marking on the main thread do not matter to a CLI.
 // Entry point: checks the Node version, then runs the TypeScript CLI through tsx, so users' backup.config.ts,
 // jobs/*.ts and restore-drills/*.ts load without a build step.
 // module.registerHooks, used below, came with 22.15 (and 23.5 on the 23 line); package.json's engines says the same.
