@@ -193,7 +193,7 @@ export class PostgresSource implements Source {
       else if (notRunnable) err = wrap(`postgres ${where}: start dump`, notRunnable, code.source);
       else if (output.consumerGone)
         err = new LifeboatError(code.source, `postgres ${where}: the dump stream was closed before pg_dump finished`);
-      else if (exit.error || exit.status !== 0) {
+      else if (failed) {
         const text = redact(stderr(), secrets);
         err = new LifeboatError(code.source, `postgres ${where}: pg_dump ${exitWhy(exit)}${text ? `: ${text}` : ""}`, {
           cause: exit.error,
